@@ -1,0 +1,136 @@
+"""The canonical record shapes of portcensus, defined once.
+
+Three Arrow schemas carry every row through the system:
+
+* ``RAW_SCHEMA`` -- what a scanner reader (``scanners/``) emits: one row per
+  record *as the scanner wrote it* (a masscan status record, a masscan banner
+  record, a zmap CSV line, a zgrab2 JSON line). Values are as written: IPs are
+  unvalidated text, banners are the original bytes after the format's escapes
+  were undone. Every row carries its provenance (``source_file``,
+  ``source_offset``).
+* ``CLEAN_SCHEMA`` -- one row per service observation (week, ip, port,
+  transport) after validation, opt-out exclusion and the merge of a port's
+  status record with its banner records. This is what is written as Parquet.
+* ``QUARANTINE_SCHEMA`` -- one row per input record that could not be used,
+  with a reason from the closed ``QuarantineReason`` enum.
+
+Field documentation lives in each field's metadata (key ``doc``) so that
+writers, the manifest and the methodology page can all show it.
+"""
+from __future__ import annotations
+
+import enum
+
+import pyarrow as pa
+
+
+def _f(name: str, typ: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={"doc": doc})
+
+
+class Disposition(str, enum.Enum):
+    """Where every input record ends up. The manifest proves
+    ``read == accepted + quarantined + excluded + merged``."""
+
+    ACCEPTED = "accepted"        # became (the representative of) one clean row
+    QUARANTINED = "quarantined"  # unusable; a QUARANTINE_SCHEMA row says why
+    EXCLUDED = "excluded"        # inside the opt-out list; counted, never kept
+    MERGED = "merged"            # folded into a clean row: a banner record of
+                                 # an observed port, a retransmission, or the
+                                 # same port seen by another shard
+
+
+class QuarantineReason(str, enum.Enum):
+    """Closed vocabulary of why a record was quarantined (zgrab2 ``status.go``
+    style: a fixed set, never free text)."""
+
+    MALFORMED_RECORD = "malformed_record"          # not parseable in its format
+    TRUNCATED_RECORD = "truncated_record"          # cut off (partial line / record)
+    INVALID_IP = "invalid_ip"                      # not an IPv4/IPv6 address
+    INVALID_PORT = "invalid_port"                  # outside 0..65535
+    INVALID_TRANSPORT = "invalid_transport"        # not tcp/udp/sctp/icmp
+    INVALID_TIMESTAMP = "invalid_timestamp"        # missing, unparseable or absurd
+    MISSING_FIELD = "missing_field"                # a required field is absent
+    OVERSIZED_RECORD = "oversized_record"          # record or banner over the limit
+    UNKNOWN_RECORD_TYPE = "unknown_record_type"    # e.g. -oB record type byte
+    UNREADABLE_DATA = "unreadable_data"            # bytes after damage that could
+                                                   # not be resynchronised
+
+
+class DamageKind(str, enum.Enum):
+    """File-level damage. Damage is not a record: it marks the file damaged in
+    the manifest and says where (the records it cost are quarantined)."""
+
+    COMPRESSION_TRUNCATED = "compression_truncated"  # stream ends early
+    COMPRESSION_CORRUPT = "compression_corrupt"      # checksum/data error
+    MISSING_FOOTER = "missing_footer"                # e.g. -oJ without ']', -oL without '# end'
+    PARTIAL_LAST_RECORD = "partial_last_record"      # file ends mid-record
+    BAD_RECORD_TYPE = "bad_record_type"              # -oB: unknown type byte, stream lost
+    UNKNOWN_FORMAT = "unknown_format"                # no reader recognises the content
+    READ_ERROR = "read_error"                        # the file system failed
+
+
+class ObservationStatus(str, enum.Enum):
+    OPEN = "open"              # SYN-ACK, an application answer, or a banner
+    CLOSED = "closed"          # RST / ICMP port unreachable
+    NO_RESPONSE = "no_response"  # zgrab2 connection-timeout etc.
+
+
+TRANSPORTS = ("tcp", "udp", "sctp", "icmp")
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+RAW_SCHEMA = pa.schema([
+    _f("ip", pa.string(), "Address as the scanner wrote it (unvalidated)."),
+    _f("port", pa.int32(), "Port as written; 0 for ICMP."),
+    _f("transport", pa.string(), "tcp, udp, sctp or icmp, as written."),
+    _f("status", pa.string(), "open/closed/no_response for a status record; null for a banner-only record."),
+    _f("reason", pa.string(), "Scanner's reason: masscan syn-ack/rst-ack/none/response, zmap classification, zgrab2 status."),
+    _f("ttl", pa.int32(), "IP TTL of the response, where the scanner records it."),
+    _f("timestamp", TIMESTAMP, "When the scanner saw the record (UTC)."),
+    _f("service", pa.string(), "Banner type (masscan service name, or zgrab2 module field); null for status records."),
+    _f("banner", pa.binary(), "Banner as the original bytes (format escapes undone); null for status records."),
+    _f("tool", pa.string(), "masscan, zmap or zgrab2."),
+    _f("tool_version", pa.string(), "Version of the tool that wrote the file, where known."),
+    _f("source_file", pa.string(), "File the record was read from."),
+    _f("source_offset", pa.int64(), "Byte offset of the record in the decompressed file."),
+])
+
+CLEAN_SCHEMA = pa.schema([
+    _f("week", pa.string(), "ISO week of the scan, e.g. 2013-W37.", nullable=False),
+    _f("ip", pa.string(), "Canonical address text (IPv4 dotted quad, IPv6 RFC 5952).", nullable=False),
+    _f("ip_version", pa.int8(), "4 or 6.", nullable=False),
+    _f("port", pa.uint16(), "Port number; 0 for ICMP.", nullable=False),
+    _f("transport", pa.string(), "tcp, udp, sctp or icmp.", nullable=False),
+    _f("status", pa.string(), "open, closed or no_response; open wins when records disagree.", nullable=False),
+    _f("reason", pa.string(), "Reason of the record that decided the status."),
+    _f("ttl", pa.int32(), "TTL of the record that decided the status."),
+    _f("first_seen", TIMESTAMP, "Earliest timestamp of any merged record.", nullable=False),
+    _f("last_seen", TIMESTAMP, "Latest timestamp of any merged record.", nullable=False),
+    _f("banners", pa.map_(pa.string(), pa.string()),
+       "Banner text per banner type (UTF-8; invalid bytes as \\xNN, see banner_fallback)."),
+    _f("banner_fallback", pa.list_(pa.string()),
+       "Banner types whose bytes were not valid UTF-8 and were decoded with \\xNN escapes."),
+    _f("tool", pa.string(), "Tool of the representative record."),
+    _f("tool_version", pa.string(), "Tool version of the representative record."),
+    _f("records", pa.int32(), "How many input records were merged into this row.", nullable=False),
+    _f("source_file", pa.string(), "Provenance: file of the representative record."),
+    _f("source_offset", pa.int64(), "Provenance: byte offset of the representative record."),
+])
+
+QUARANTINE_SCHEMA = pa.schema([
+    _f("source_file", pa.string(), "File the record came from.", nullable=False),
+    _f("source_offset", pa.int64(), "Byte offset of the record in the decompressed file."),
+    _f("reason", pa.string(), "A QuarantineReason value.", nullable=False),
+    _f("detail", pa.string(), "Short fixed-form explanation (never attacker text)."),
+    _f("excerpt", pa.string(), "Up to 160 bytes of the record, \\xNN-escaped where not printable ASCII."),
+])
+
+# Columns that say *where* a row came from rather than *what* was observed.
+# Re-sharding the input legitimately changes them; everything else must not change.
+PROVENANCE_COLUMNS = ("source_file", "source_offset")
+
+
+def field_docs(schema: pa.Schema) -> dict[str, str]:
+    """{column: documentation} for the methodology page and --help output."""
+    return {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in schema}
