@@ -57,10 +57,9 @@ class ReadContext:
 
     # -- reporting -----------------------------------------------------------
     def quarantine(self, offset: int | None, reason: QuarantineReason, detail: str,
-                   data: bytes = b"", count_as_record: bool = True) -> None:
+                   data: bytes = b"") -> None:
         """Quarantine one input record (it counts as read)."""
-        if count_as_record:
-            self.records_read += 1
+        self.records_read += 1
         self.quarantined += 1
         q = self._q_rows
         q["source_file"].append(self.source)

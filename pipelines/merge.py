@@ -1,0 +1,151 @@
+"""Merge the records of one dedup bucket into clean observations (pure).
+
+One clean row per (ip, port, transport). Its records are the port's status
+record(s) and banner record(s), from any file, shard or retransmission.
+
+Merge rules (documented in docs/DATA.md; every rule is a total order on record
+*content*, so the result does not depend on file order or shard split):
+
+1. Status: ``open`` beats ``closed`` beats ``no_response``. A port with only
+   banner records is ``open`` (it answered). ``reason`` and ``ttl`` come from
+   the deciding record: best status first, then earliest timestamp, then the
+   smallest (reason, ttl).
+2. ``first_seen``/``last_seen``: min/max timestamp over all the records.
+3. Banners: one per banner type (``service``). Among records of the same type,
+   a non-empty banner beats an empty one (masscan's second UDP memcached
+   datagram is an empty banner), then the earliest timestamp, then the
+   smallest bytes.
+4. Accounting: the deciding record is *accepted*; every other record of the
+   observation is *merged* (its banner joined the row, or it repeated what the
+   row already says). Provenance columns name the deciding record.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.schema import CLEAN_SCHEMA
+
+_STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
+BANNER_ONLY_RANK = 3
+
+
+@dataclasses.dataclass
+class MergeResult:
+    clean: pa.Table                  # CLEAN_SCHEMA + ip16, sorted by (ip16, port, transport)
+    accepted: dict[str, int]         # source_file -> records accepted
+    merged: dict[str, int]           # source_file -> records merged
+
+
+def merge_bucket(work: pa.Table, week: str) -> MergeResult:
+    """``work``: WORK_SCHEMA rows of one bucket (any order, any files)."""
+    n = work.num_rows
+    if n == 0:
+        return MergeResult(_empty_clean(), {}, {})
+    rank = pc.fill_null(
+        pc.index_in(work.column("status"), value_set=pa.array(list(_STATUS_RANK))),
+        BANNER_ONLY_RANK).cast(pa.int8())
+    t = work.append_column("_rank", rank)
+    order = pc.sort_indices(t, sort_keys=[
+        ("ip16", "ascending"), ("port", "ascending"), ("transport", "ascending"),
+        ("_rank", "ascending"), ("timestamp", "ascending"),
+        ("reason", "ascending"), ("ttl", "ascending"),
+        ("service", "ascending"), ("banner", "ascending"),
+        ("source_file", "ascending"), ("source_offset", "ascending"),
+    ], null_placement="at_end")
+    t = t.take(order)
+
+    starts = _group_starts(t, ("ip16", "port", "transport"))
+    gid = np.cumsum(starts) - 1
+    n_groups = int(gid[-1]) + 1
+    t = t.append_column("_gid", pa.array(gid, pa.int64()))
+    rep = t.filter(pa.array(starts))                       # deciding record per group
+
+    agg = t.group_by("_gid", use_threads=False).aggregate([
+        ("timestamp", "min"), ("timestamp", "max"), ("_gid", "count")])
+    agg = agg.sort_by("_gid")
+    status = pc.if_else(pc.equal(rep.column("_rank"), BANNER_ONLY_RANK),
+                        pa.scalar("open"), rep.column("status"))
+
+    keys, items, fallback_lists, offsets = _banner_maps(t, n_groups)
+    banners = pa.MapArray.from_arrays(offsets, keys, items)
+
+    clean = pa.table({
+        "week": pa.repeat(pa.scalar(week), n_groups),
+        "ip": rep.column("ip"),
+        "ip_version": rep.column("ip_version"),
+        "port": rep.column("port").cast(pa.uint16()),
+        "transport": rep.column("transport"),
+        "status": status,
+        "reason": rep.column("reason"),
+        "ttl": rep.column("ttl"),
+        "first_seen": agg.column("timestamp_min"),
+        "last_seen": agg.column("timestamp_max"),
+        "banners": banners,
+        "banner_fallback": fallback_lists,
+        "tool": rep.column("tool"),
+        "tool_version": rep.column("tool_version"),
+        "records": agg.column("_gid_count").cast(pa.int32()),
+        "source_file": rep.column("source_file"),
+        "source_offset": rep.column("source_offset"),
+    }, schema=CLEAN_SCHEMA).append_column("ip16", rep.column("ip16"))
+
+    accepted = _counts(rep.column("source_file"))
+    everything = _counts(t.column("source_file"))
+    merged = {f: c - accepted.get(f, 0) for f, c in everything.items() if c - accepted.get(f, 0)}
+    return MergeResult(clean, accepted, merged)
+
+
+def _banner_maps(t: pa.Table, n_groups: int):
+    """Per group: sorted banner types -> chosen banner text."""
+    from scanners.escapes import banner_text_column
+
+    has = pc.and_(pc.is_valid(t.column("service")), pc.is_valid(t.column("banner")))
+    b = t.filter(has).select(["_gid", "service", "banner", "timestamp"])
+    empty = pc.equal(pc.binary_length(b.column("banner")), 0)
+    b = b.append_column("_empty", empty)
+    b = b.take(pc.sort_indices(b, sort_keys=[
+        ("_gid", "ascending"), ("service", "ascending"), ("_empty", "ascending"),
+        ("timestamp", "ascending"), ("banner", "ascending")], null_placement="at_end"))
+    first = _group_starts(b, ("_gid", "service"))
+    b = b.filter(pa.array(first))
+    text, fell_back = banner_text_column(b.column("banner"))
+    gids = b.column("_gid").to_numpy()
+    counts = np.bincount(gids, minlength=n_groups) if len(gids) else np.zeros(n_groups, dtype=np.int64)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    # banner_fallback: the banner types whose bytes were not valid UTF-8.
+    fb = np.asarray(fell_back.to_numpy(zero_copy_only=False), dtype=bool) if len(b) else np.zeros(0, bool)
+    fb_services = b.column("service").filter(pa.array(fb))
+    fb_counts = np.bincount(gids[fb], minlength=n_groups) if fb.any() else np.zeros(n_groups, dtype=np.int64)
+    fb_offsets = pa.array(np.concatenate([[0], np.cumsum(fb_counts)]).astype(np.int32))
+    fallback = pa.ListArray.from_arrays(fb_offsets, fb_services.combine_chunks()
+                                        if isinstance(fb_services, pa.ChunkedArray) else fb_services)
+    return (b.column("service").combine_chunks(), text, fallback, offsets)
+
+
+def _group_starts(t: pa.Table, cols: tuple[str, ...]) -> np.ndarray:
+    """Boolean mask: row i starts a new group of equal ``cols`` (t is sorted)."""
+    n = t.num_rows
+    starts = np.zeros(n, dtype=bool)
+    if n == 0:
+        return starts
+    starts[0] = True
+    for c in cols:
+        col = t.column(c).combine_chunks()
+        differs = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        # null != value counts as a difference; null == null does not.
+        both_null = pc.and_(pc.is_null(col.slice(1)), pc.is_null(col.slice(0, n - 1)))
+        differs = pc.if_else(pc.is_null(differs), pc.invert(both_null), differs)
+        starts[1:] |= differs.to_numpy(zero_copy_only=False).astype(bool)
+    return starts
+
+
+def _counts(col: pa.ChunkedArray) -> dict[str, int]:
+    return {v["values"].as_py(): v["counts"].as_py() for v in pc.value_counts(col)}
+
+
+def _empty_clean() -> pa.Table:
+    return CLEAN_SCHEMA.empty_table().append_column("ip16", pa.array([], pa.binary(16)))

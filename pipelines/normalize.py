@@ -1,0 +1,199 @@
+"""Validate and normalize RAW_SCHEMA batches (pure, vectorized, Beam-free).
+
+``normalize_batch(batch, limits, excluded=...)`` splits one reader batch into
+
+* ``work``: valid rows in WORK_SCHEMA (canonical IP text + ``ip16``, lower-
+  cased transport, uint16-range port, UTC timestamp, a uint64 ``bucket_key``
+  for hash-partitioned dedup);
+* ``quarantine``: QUARANTINE_SCHEMA rows, one per invalid record, with the
+  first failing check as the reason;
+* ``excluded``: per-file counts of valid rows inside the opt-out list (they
+  are counted, never kept and never quarantined).
+
+Checks run in a fixed order so a record with several problems always gets
+the same reason: ip, port, transport, timestamp, status, banner size.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.iputil import IP16, ip16_hilo, parse_ips
+from pipelines.schema import QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
+from scanners.base import MAX_BANNER_BYTES, excerpt
+
+# Timestamps outside this window cannot come from a scanner (masscan's epoch
+# seconds misread as microseconds, a zeroed field, a corrupt binary record).
+MIN_TIMESTAMP_US = 631_152_000_000_000      # 1990-01-01
+MAX_TIMESTAMP_US = 4_102_444_800_000_000    # 2100-01-01
+
+STATUSES = ("open", "closed", "no_response")
+TRANSPORT_CODE = {t: i + 1 for i, t in enumerate(TRANSPORTS)}
+
+WORK_SCHEMA = pa.schema([
+    ("ip", pa.string()), ("ip_version", pa.int8()), ("ip16", IP16),
+    ("port", pa.int32()), ("transport", pa.string()),
+    ("status", pa.string()), ("reason", pa.string()), ("ttl", pa.int32()),
+    ("timestamp", TIMESTAMP), ("service", pa.string()), ("banner", pa.binary()),
+    ("tool", pa.string()), ("tool_version", pa.string()),
+    ("source_file", pa.string()), ("source_offset", pa.int64()),
+    ("bucket_key", pa.uint64()),
+])
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_banner_bytes: int = MAX_BANNER_BYTES
+
+
+@dataclasses.dataclass
+class NormalizeResult:
+    work: pa.RecordBatch
+    quarantine: pa.RecordBatch | None
+    excluded: dict[str, int]          # source_file -> records excluded
+
+
+ExcludedFn = Callable[[pa.FixedSizeBinaryArray, np.ndarray], np.ndarray]
+
+
+def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
+                    excluded: ExcludedFn | None = None) -> NormalizeResult:
+    n = batch.num_rows
+    reason = np.full(n, None, dtype=object)   # first failing check per row
+
+    def fail(mask: np.ndarray, why: QuarantineReason) -> None:
+        hit = mask & (reason == None)  # noqa: E711 (numpy elementwise)
+        reason[hit] = why.value
+
+    ips = parse_ips(batch.column("ip"))
+    fail(~ips.valid, QuarantineReason.INVALID_IP)
+
+    port = batch.column("port")
+    port_np = pc.fill_null(port, -1).to_numpy(zero_copy_only=False)
+    fail(_isnull(port), QuarantineReason.MISSING_FIELD)
+    fail((port_np < 0) | (port_np > 65535), QuarantineReason.INVALID_PORT)
+
+    transport = pc.utf8_lower(batch.column("transport"))
+    fail(~_np(pc.is_in(transport, pa.array(TRANSPORTS))), QuarantineReason.INVALID_TRANSPORT)
+
+    ts = batch.column("timestamp").cast(pa.int64())
+    ts_np = pc.fill_null(ts, 0).to_numpy(zero_copy_only=False)
+    has_ts = ~_isnull(ts)
+    fail(has_ts & ((ts_np < MIN_TIMESTAMP_US) | (ts_np > MAX_TIMESTAMP_US)),
+         QuarantineReason.INVALID_TIMESTAMP)
+
+    status = pc.utf8_lower(batch.column("status"))
+    fail(~_isnull(status) & ~_np(pc.is_in(status, pa.array(STATUSES))), QuarantineReason.MALFORMED_RECORD)
+
+    banner = batch.column("banner")
+    blen = pc.fill_null(pc.binary_length(banner), 0).to_numpy(zero_copy_only=False)
+    fail(blen > limits.max_banner_bytes, QuarantineReason.OVERSIZED_RECORD)
+    # A record with neither a status nor a banner says nothing about the port.
+    fail(_isnull(status) & _isnull(banner), QuarantineReason.MISSING_FIELD)
+
+    bad = reason != None  # noqa: E711
+    quarantine = _quarantine_rows(batch, np.flatnonzero(bad), reason) if bad.any() else None
+
+    good = ~bad
+    ex_counts: dict[str, int] = {}
+    if excluded is not None and good.any():
+        ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & good
+        if ex.any():
+            ex_counts = _count_by_file(batch, ex)
+            good &= ~ex
+
+    idx = pa.array(np.flatnonzero(good))
+    ip16 = ips.ip16.take(idx)
+    port_good = port.take(idx)
+    transport_good = transport.take(idx)
+    work = pa.RecordBatch.from_arrays([
+        ips.text.take(idx),
+        pa.array(ips.version).take(idx),
+        ip16,
+        port_good,
+        transport_good,
+        status.take(idx),
+        batch.column("reason").take(idx),
+        batch.column("ttl").take(idx),
+        batch.column("timestamp").take(idx),
+        batch.column("service").take(idx),
+        banner.take(idx),
+        batch.column("tool").take(idx),
+        batch.column("tool_version").take(idx),
+        batch.column("source_file").take(idx),
+        batch.column("source_offset").take(idx),
+        pa.array(bucket_keys(ip16, port_good, transport_good), pa.uint64()),
+    ], schema=WORK_SCHEMA)
+    return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
+
+
+def bucket_keys(ip16: pa.FixedSizeBinaryArray, port: pa.Array, transport: pa.Array) -> np.ndarray:
+    """A well-mixed uint64 per (ip, port, transport): the same observation
+    always gets the same key, whatever file or process it is read in (no
+    Python ``hash()``, which is salted per process)."""
+    hi, lo = ip16_hilo(ip16)
+    p = pc.fill_null(port, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
+    codes = np.zeros(len(p), dtype=np.uint64)
+    for name, code in TRANSPORT_CODE.items():
+        codes[_np(pc.equal(transport, name))] = code
+    with np.errstate(over="ignore"):
+        x = _mix(hi) ^ _mix(lo ^ np.uint64(0x9E3779B97F4A7C15)) ^ _mix((p << np.uint64(8)) | codes)
+    return _mix(x)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64 finaliser: cheap, well-distributed, identical on every machine.
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _np(arr: pa.Array) -> np.ndarray:
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _isnull(arr: pa.Array) -> np.ndarray:
+    return pc.is_null(arr).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _count_by_file(batch: pa.RecordBatch, mask: np.ndarray) -> dict[str, int]:
+    files = batch.column("source_file").filter(pa.array(mask))
+    vc = pc.value_counts(files)
+    return {v["values"].as_py(): v["counts"].as_py() for v in vc}
+
+
+_DETAIL = {
+    QuarantineReason.INVALID_IP.value: "address is not valid IPv4 or IPv6 text",
+    QuarantineReason.MISSING_FIELD.value: "record lacks a port, or has neither status nor banner",
+    QuarantineReason.INVALID_PORT.value: "port outside 0..65535",
+    QuarantineReason.INVALID_TRANSPORT.value: "transport is not tcp, udp, sctp or icmp",
+    QuarantineReason.INVALID_TIMESTAMP.value: "timestamp outside 1990..2100",
+    QuarantineReason.MALFORMED_RECORD.value: "status is not open, closed or no_response",
+    QuarantineReason.OVERSIZED_RECORD.value: f"banner longer than the limit",
+}
+
+
+def _quarantine_rows(batch: pa.RecordBatch, rows: np.ndarray, reason: np.ndarray) -> pa.RecordBatch:
+    """Quarantine rows for invalid records; the excerpt shows what was wrong."""
+    sub = batch.take(pa.array(rows))
+    reasons = reason[rows].tolist()
+    ips = sub.column("ip").to_pylist()
+    ports = sub.column("port").to_pylist()
+    trans = sub.column("transport").to_pylist()
+    banners = sub.column("banner").to_pylist()
+    excerpts = []
+    for ip, port, tr, b in zip(ips, ports, trans, banners):
+        head = f"ip={ip!r} port={port!r} transport={tr!r} banner=".encode("utf-8", "backslashreplace")
+        excerpts.append(excerpt(head + (b or b"")[:80]))
+    return pa.RecordBatch.from_arrays([
+        sub.column("source_file"),
+        sub.column("source_offset"),
+        pa.array(reasons, pa.string()),
+        pa.array([_DETAIL[r] for r in reasons], pa.string()),
+        pa.array(excerpts, pa.string()),
+    ], schema=QUARANTINE_SCHEMA)

@@ -1,0 +1,47 @@
+"""The weekly pipeline: wiring only (read -> stages -> write), as in Beam's
+UserScore example. Every stage is a named PTransform in pipelines/transforms/.
+
+    raw files ──ReadScanFiles──▶ RAW batches ──Normalize──▶ (bucket, rows)
+        │                             │                         │
+        │ reports                     │ quarantine, excluded    ▼
+        │                             │                    Deduplicate ──▶ clean tables ──WriteClean──▶ Parquet
+        ▼                             ▼                         │
+    WriteManifest ◀──────── counts ◀──┴──── WriteQuarantine ◀───┘ counts
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.config import RunConfig
+from pipelines.discover import discover
+from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
+from pipelines.transforms.read import QUARANTINE as READ_QUARANTINE
+from pipelines.transforms.read import RECORDS, REPORTS, ReadScanFiles
+from pipelines.transforms.write import WriteClean, WriteManifest, WriteQuarantine
+
+
+def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
+    """Add the week's stages to ``p``; outputs land under ``staging``."""
+    files = discover(cfg.raw, cfg.week)
+    read = (p
+            | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows))
+    norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude)
+    dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week)
+    written = dedup[CLEAN] | "WriteClean" >> WriteClean(staging, cfg.week)
+    quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
+                         | "AllQuarantine" >> beam.Flatten()
+                         | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))
+    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts)
+              | "AllCounts" >> beam.Flatten())
+    _ = ({"reports": read[REPORTS], "counts": counts, "written": written}
+         | "WriteManifest" >> WriteManifest(staging, cfg.week, cfg.run_info()))
+
+
+def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str]) -> None:
+    """Build and run the pipeline to completion (raises on failure)."""
+    options = PipelineOptions(beam_args)
+    with beam.Pipeline(options=options) as p:
+        build(p, cfg, staging)

@@ -1,0 +1,48 @@
+"""The short human summary ``portcensus run`` prints (operator-facing, not public)."""
+from __future__ import annotations
+
+import os
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+TOP_SSH = 10
+
+
+def format_summary(manifest: dict, out: str) -> str:
+    week = manifest["week"]
+    t = manifest["totals"]
+    lines = [
+        f"week {week}: {manifest['files_read']} files read, {manifest['files_damaged']} damaged",
+        f"  records read {t['read']:,} = accepted {t['accepted']:,} + quarantined {t['quarantined']:,}"
+        f" + excluded {t['excluded']:,} + merged {t['merged']:,}"
+        f"  [{'holds' if t['identity_holds'] else 'FAILS'}]",
+    ]
+    if manifest["quarantine_reasons"]:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in manifest["quarantine_reasons"].items())
+        lines.append(f"  quarantined by reason: {reasons}")
+    for f in manifest["files"]:
+        if f["damaged"]:
+            kinds = ", ".join(sorted({d["kind"] for d in f["damage"]}))
+            lines.append(f"  damaged: {f['file']} ({kinds}); {f['accepted'] + f['merged']:,} records kept")
+    clean_dir = os.path.join(out, "clean", f"week={week}")
+    if os.path.isdir(clean_dir):
+        table = ds.dataset(clean_dir, format="parquet", partitioning="hive").to_table(
+            columns=["port", "transport", "status", "banners"])
+        lines.append("  port/transport   open hosts   other")
+        grouped = table.group_by(["port", "transport", "status"]).aggregate([("status", "count")])
+        per: dict = {}
+        for row in grouped.to_pylist():
+            d = per.setdefault((row["port"], row["transport"]), {"open": 0, "other": 0})
+            d["open" if row["status"] == "open" else "other"] += row["status_count"]
+        for (port, tr), d in sorted(per.items()):
+            lines.append(f"  {port:>5}/{tr:<4}      {d['open']:>10,}   {d['other']:>5,}")
+        ssh = pc.map_lookup(table.column("banners"), "ssh", "first")
+        ssh = ssh.filter(pc.is_valid(ssh))
+        if len(ssh):
+            lines.append(f"  top SSH identification strings:")
+            vc = sorted(pc.value_counts(ssh).to_pylist(), key=lambda v: (-v["counts"], v["values"]))
+            for v in vc[:TOP_SSH]:
+                lines.append(f"  {v['counts']:>9,} {v['values'].strip()!r}"[:110])
+    lines.append(f"  outputs: {clean_dir}  and  {os.path.join(out, 'manifests', week + '.json')}")
+    return "\n".join(lines)

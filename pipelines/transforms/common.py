@@ -1,0 +1,55 @@
+"""Small building blocks shared by the stages.
+
+Stages that produce several kinds of output (good rows, quarantine, counts)
+emit ``(kind, payload)`` pairs from ONE output and are split with filters
+here, instead of Beam's multi-output ``with_outputs``: Beam's DaskRunner sends
+every tagged output to every consumer (see docs/SCALING.md), and a single
+tagged stream behaves the same on every runner.
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+
+
+class _KindIs:
+    """Picklable predicate (no lambdas closing over loop variables)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __call__(self, element) -> bool:
+        return element[0] == self.kind
+
+
+def _payload(element):
+    return element[1]
+
+
+def split_by_kind(pcoll, kinds: tuple[str, ...], label: str) -> dict:
+    """{kind: PCollection of payloads} from a PCollection of (kind, payload)."""
+    return {
+        kind: (pcoll
+               | f"{label}.Only[{kind}]" >> beam.Filter(_KindIs(kind))
+               | f"{label}.Payload[{kind}]" >> beam.Map(_payload))
+        for kind in kinds
+    }
+
+
+def sum_dicts(dicts) -> dict:
+    """Element-wise sum of nested {name: int | dict} counters (deterministic)."""
+    out: dict = {}
+    for d in dicts:
+        _add_into(out, d)
+    return _sorted(out)
+
+
+def _add_into(acc: dict, d: dict) -> None:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            _add_into(acc.setdefault(k, {}), v)
+        else:
+            acc[k] = acc.get(k, 0) + v
+
+
+def _sorted(d):
+    return {k: _sorted(d[k]) if isinstance(d[k], dict) else d[k] for k in sorted(d)}

@@ -1,0 +1,153 @@
+"""Writers: clean Parquet, quarantine Parquet and the run manifest.
+
+All writes go through Beam's FileSystems under one output root (the CLI
+passes a staging folder and swaps it in when the run succeeded). File names
+are derived from content keys (week, port, bucket, source file), never from
+worker ids or time, so a retried bundle rewrites the same file and the same
+inputs give the same files.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.manifest import build_manifest, dumps
+from pipelines.transforms.clean import quarantine_counts
+from pipelines.transforms.common import sum_dicts
+
+PARQUET_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    # FileSystems.create makes parent folders on local disk and works on
+    # object stores; pyarrow writes to the returned file-like object.
+    with FileSystems.create(path) as handle:
+        pq.write_table(table, handle, **PARQUET_OPTS)
+
+
+def clean_path(root: str, week: str, port: int, bucket: int) -> str:
+    return FileSystems.join(root, "clean", f"week={week}", f"port={port}", f"part-{bucket:04d}.parquet")
+
+
+class _WriteCleanFn(beam.DoFn):
+    def __init__(self, root: str, week: str):
+        self.root, self.week = root, week
+
+    def process(self, element):
+        bucket, table = element
+        table = table.drop_columns(["ip16"]) if "ip16" in table.column_names else table
+        ports = table.column("port").to_numpy()
+        counts = {}
+        for port in np.unique(ports):
+            part = table.filter(pc.equal(table.column("port"), pa.scalar(int(port), pa.uint16())))
+            write_parquet(part, clean_path(self.root, self.week, int(port), bucket))
+            counts[str(int(port))] = part.num_rows
+        yield {"rows": table.num_rows, "by_port": counts}
+
+
+class WriteClean(beam.PTransform):
+    """(bucket, clean table) -> Parquet partitioned by week and port; emits
+    {"rows": n, "by_port": {port: n}} per bucket for the manifest."""
+
+    def __init__(self, root: str, week: str):
+        super().__init__()
+        self.root, self.week = root, week
+
+    def expand(self, clean):
+        return clean | "WriteParquet" >> beam.ParDo(_WriteCleanFn(self.root, self.week))
+
+
+def _safe_name(name: str) -> str:
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-80:] + "-" + digest
+
+
+class _WriteQuarantineFn(beam.DoFn):
+    def __init__(self, root: str, week: str):
+        self.root, self.week = root, week
+
+    def process(self, element):
+        source, batches = element
+        table = pa.Table.from_batches(list(batches))
+        table = table.sort_by([("source_offset", "ascending"), ("reason", "ascending"),
+                               ("excerpt", "ascending")])
+        path = FileSystems.join(self.root, "quarantine", f"week={self.week}",
+                                _safe_name(source) + ".parquet")
+        write_parquet(table, path)
+        yield quarantine_counts(table.combine_chunks().to_batches()[0]) if table.num_rows else {}
+
+
+def _by_source(batch: pa.RecordBatch):
+    files = batch.column("source_file")
+    for f in pc.unique(files).to_pylist():
+        yield f, batch.filter(pc.equal(files, f))
+
+
+class WriteQuarantine(beam.PTransform):
+    """Quarantine batches (any stage) -> one Parquet file per source file;
+    emits {"files": {name: {"quarantined": n, "reasons": {...}}}}."""
+
+    def __init__(self, root: str, week: str):
+        super().__init__()
+        self.root, self.week = root, week
+
+    def expand(self, batches):
+        return (batches
+                | "KeyBySource" >> beam.FlatMap(_by_source)
+                | "GroupBySource" >> beam.GroupByKey()
+                | "WriteParquet" >> beam.ParDo(_WriteQuarantineFn(self.root, self.week)))
+
+
+class _ManifestFn(beam.DoFn):
+    def __init__(self, root: str, week: str, run_info: dict):
+        self.root, self.week, self.run_info = root, week, run_info
+
+    def process(self, element):
+        _, items = element
+        reports, counts, written = [], [], []
+        for kind, payload in items:
+            {"report": reports, "counts": counts, "written": written}[kind].append(payload)
+        w = sum_dicts(written)
+        manifest = build_manifest(self.week, reports, sum_dicts(counts),
+                                  {"rows": w.get("rows", 0), "by_port": w.get("by_port", {})},
+                                  self.run_info)
+        with FileSystems.create(FileSystems.join(self.root, "manifest.json")) as h:
+            h.write(dumps(manifest).encode())
+        yield manifest
+
+
+def _tag(kind: str):
+    def tag(payload):
+        return None, (kind, payload)
+    return tag
+
+
+class WriteManifest(beam.PTransform):
+    """{reports, counts, written} PCollections -> manifest.json (one element out).
+
+    Uses a GroupByKey on a single key rather than CombineGlobally so that the
+    same code runs on every runner (see docs/SCALING.md)."""
+
+    def __init__(self, root: str, week: str, run_info: dict):
+        super().__init__()
+        self.root, self.week, self.run_info = root, week, run_info
+
+    def expand(self, inputs):
+        p = inputs["reports"].pipeline
+        seed = p | "Seed" >> beam.Create([(None, ("counts", {}))])
+        tagged = [seed] + [
+            inputs[name] | f"Tag[{name}]" >> beam.Map(_tag(kind))
+            for name, kind in (("reports", "report"), ("counts", "counts"), ("written", "written"))
+        ]
+        return (tagged
+                | "Flatten" >> beam.Flatten()
+                | "GroupAll" >> beam.GroupByKey()
+                | "Build" >> beam.ParDo(_ManifestFn(self.root, self.week, self.run_info)))

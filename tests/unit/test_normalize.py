@@ -1,0 +1,56 @@
+import numpy as np
+import pyarrow as pa
+
+from pipelines.normalize import Limits, normalize_batch
+from pipelines.schema import QuarantineReason as R
+from tests.helpers import raw_batch
+
+T = 1_379_000_000  # 2013-09-12
+
+
+def test_each_check_gives_its_reason_and_good_rows_survive():
+    rows = [
+        dict(ip="1.2.3.4", port=22, transport="tcp", status="open", timestamp=T),
+        dict(ip="1.2.3.999", port=22, transport="tcp", status="open", timestamp=T),
+        dict(ip="1.2.3.5", port=70000, transport="tcp", status="open", timestamp=T),
+        dict(ip="1.2.3.6", port=None, transport="tcp", status="open", timestamp=T),
+        dict(ip="1.2.3.7", port=22, transport="xtp", status="open", timestamp=T),
+        dict(ip="1.2.3.8", port=22, transport="TCP", status="open", timestamp=5),
+        dict(ip="1.2.3.9", port=22, transport="tcp", status="weird", timestamp=T),
+        dict(ip="1.2.3.10", port=22, transport="tcp", service="ssh", banner=b"x" * 70_000, timestamp=T),
+        dict(ip="1.2.3.11", port=22, transport="tcp", timestamp=T),
+        dict(ip="2001:db8::1", port=443, transport="TCP", service="ssl", banner=b"", timestamp=T),
+    ]
+    res = normalize_batch(raw_batch(rows), Limits())
+    q = res.quarantine.to_pydict()
+    assert q["reason"] == [R.INVALID_IP, R.INVALID_PORT, R.MISSING_FIELD, R.INVALID_TRANSPORT,
+                           R.INVALID_TIMESTAMP, R.MALFORMED_RECORD, R.OVERSIZED_RECORD, R.MISSING_FIELD]
+    assert q["source_offset"] == [100, 200, 300, 400, 500, 600, 700, 800]
+    assert all(len(e) <= 160 for e in q["excerpt"])
+    w = res.work.to_pydict()
+    assert w["ip"] == ["1.2.3.4", "2001:db8::1"]
+    assert w["transport"] == ["tcp", "tcp"]          # lower-cased
+    assert w["ip_version"] == [4, 6]
+    assert res.work.num_rows + res.quarantine.num_rows == len(rows)
+
+
+def test_excluded_rows_are_counted_not_quarantined():
+    rows = [dict(ip=f"10.0.0.{i}", port=80, transport="tcp", status="open", timestamp=T,
+                 source_file="a" if i < 5 else "b") for i in range(10)]
+
+    def odd(ip16, version):
+        return np.frombuffer(ip16.buffers()[1], dtype=np.uint8).reshape(-1, 16)[:, 15] % 2 == 1
+
+    res = normalize_batch(raw_batch(rows), excluded=odd)
+    assert res.quarantine is None
+    assert res.excluded == {"a": 2, "b": 3}
+    assert res.work.column("ip").to_pylist() == [f"10.0.0.{i}" for i in range(0, 10, 2)]
+
+
+def test_bucket_key_depends_only_on_ip_port_transport():
+    a = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="udp", status="open", timestamp=T)]))
+    b = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="UDP", service="dns",
+                                        banner=b"x", timestamp=T + 9, source_file="other")]))
+    c = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="tcp", status="open", timestamp=T)]))
+    ka, kb, kc = (r.work.column("bucket_key")[0].as_py() for r in (a, b, c))
+    assert ka == kb != kc
