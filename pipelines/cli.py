@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_beam_noise)
     try:
         if args.command == "run":
             return _run(args, extra)
@@ -107,6 +109,7 @@ def _run(args, extra: list[str]) -> int:
                         buckets=args.buckets, batch_rows=args.batch_rows).validate()
         beam_args = beam_args_for(extra)
         manifest = process_week(cfg, beam_args)
+        summary = None if args.quiet else format_summary(manifest, cfg.out)
     except (ConfigError, DiscoveryError) as exc:
         print(f"portcensus: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,8 +120,8 @@ def _run(args, extra: list[str]) -> int:
         logging.getLogger("portcensus").debug("run failed", exc_info=True)
         print(f"portcensus: run failed: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    if not args.quiet:
-        print(format_summary(manifest, cfg.out))
+    if summary:
+        print(summary)
     return EXIT_DAMAGED if manifest["files_damaged"] else EXIT_OK
 
 
@@ -132,6 +135,11 @@ def _demo(args) -> int:
     truth = write_demo_week(args.raw, args.week, args.seed)
     print(f"wrote demo week {args.week} to {target}: {len(truth.get('files', {}))} files")
     return EXIT_OK
+
+
+def _drop_beam_noise(record: logging.LogRecord) -> bool:
+    # Beam warns at import time about Google Cloud client libraries we do not use.
+    return "apitools not found" not in record.getMessage()
 
 
 def _one_line(exc: BaseException) -> str:

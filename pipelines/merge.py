@@ -55,7 +55,7 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
         ("reason", "ascending"), ("ttl", "ascending"),
         ("service", "ascending"), ("banner", "ascending"),
         ("source_file", "ascending"), ("source_offset", "ascending"),
-    ], null_placement="at_end")
+    ])
     t = t.take(order)
 
     starts = _group_starts(t, ("ip16", "port", "transport"))
@@ -109,7 +109,7 @@ def _banner_maps(t: pa.Table, n_groups: int):
     b = b.append_column("_empty", empty)
     b = b.take(pc.sort_indices(b, sort_keys=[
         ("_gid", "ascending"), ("service", "ascending"), ("_empty", "ascending"),
-        ("timestamp", "ascending"), ("banner", "ascending")], null_placement="at_end"))
+        ("timestamp", "ascending"), ("banner", "ascending")]))
     first = _group_starts(b, ("_gid", "service"))
     b = b.filter(pa.array(first))
     text, fell_back = banner_text_column(b.column("banner"))

@@ -6,7 +6,18 @@ import os
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from pipelines.schema import CLEAN_SCHEMA
+
 TOP_SSH = 10
+
+
+def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
+    """The clean Parquet of one week (or all weeks) as a pyarrow dataset.
+
+    The files carry week and port themselves; the hive folder names are only
+    for pruning, so they are read with the same types as the columns."""
+    root = os.path.join(out, "clean", f"week={week}") if week else os.path.join(out, "clean")
+    return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
 
 
 def format_summary(manifest: dict, out: str) -> str:
@@ -27,8 +38,7 @@ def format_summary(manifest: dict, out: str) -> str:
             lines.append(f"  damaged: {f['file']} ({kinds}); {f['accepted'] + f['merged']:,} records kept")
     clean_dir = os.path.join(out, "clean", f"week={week}")
     if os.path.isdir(clean_dir):
-        table = ds.dataset(clean_dir, format="parquet", partitioning="hive").to_table(
-            columns=["port", "transport", "status", "banners"])
+        table = clean_dataset(out, week).to_table(columns=["port", "transport", "status", "banners"])
         lines.append("  port/transport   open hosts   other")
         grouped = table.group_by(["port", "transport", "status"]).aggregate([("status", "count")])
         per: dict = {}

@@ -48,6 +48,14 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_empty(os.path.dirname(staging))
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty (another run's staging) or already gone
 
 
 def publish(staging: str, out: str, week: str) -> None:
@@ -65,11 +73,14 @@ def publish(staging: str, out: str, week: str) -> None:
     os.makedirs(trash, exist_ok=True)
     for i, (new, live) in enumerate(pairs):
         os.makedirs(os.path.dirname(live), exist_ok=True)
+        # The old version goes even when the new run has nothing there (e.g. a
+        # repaired week with no quarantine left): the week is replaced whole.
         if os.path.exists(live):
             os.replace(live, os.path.join(trash, str(i)))
         if os.path.exists(new):
             os.replace(new, live)
     shutil.rmtree(trash, ignore_errors=True)
+    _remove_if_empty(os.path.dirname(trash))
 
 
 def load_manifest(out: str, week: str) -> dict | None:
