@@ -1,0 +1,510 @@
+"""zmap output: headered CSV (``-O csv -f ...``), JSON lines (``-O json``) and
+the bare IP list (no ``-O``, or ``-O csv`` with the default field).
+
+Samples (zmap 2.1.1, ``tests/fixtures/real/``)::
+
+    saddr,daddr,sport,dport,...,classification,success,repeat,cooldown,timestamp-str,timestamp-ts,timestamp-us
+    198.18.0.1,198.18.0.200,22,35669,...,synack,1,0,1,2026-11-25T00:38:14.798+0000,1795567094,798778
+    { "saddr": "198.18.0.1", "sport": 22, "classification": "synack", "success": 1, "repeat": 0, ... }
+    198.18.0.1
+
+* Field names are hyphenated in zmap 2.x (``timestamp-str``) and use
+  underscores from 3.0 (``timestamp_str``); both map to one canonical
+  (hyphenated) name. Old releases separate with ``", "``; values are trimmed.
+* ``saddr`` is the target and ``sport`` the target's port: both are named from
+  the response packet's side.
+* Every row is emitted: ``success=1`` is ``open`` (a ``repeat=1`` row too: it
+  is a retransmission the pipeline merges), ``success=0`` is ``closed``;
+  ``reason`` is the ``classification`` (synack, rst, echoreply, ...).
+* A bare list holds neither port nor time nor outcome: the port comes from
+  ``ctx.facts["port_hint"]`` (landing sidecar) or a ``_p<port>`` file name;
+  ``-O csv`` without ``-f`` also lists RST hosts, so such a file sets
+  ``facts["open_only_unverified"]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+import re
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pipelines.schema import RAW_SCHEMA, TIMESTAMP, DamageKind, QuarantineReason as Q
+from scanners.base import MAX_RECORD_BYTES, ReadContext, constant, lines_with_offsets
+from scanners.registry import Format
+
+BLOCK_BYTES = 4 << 20          # CSV/list bytes handed to pyarrow at once (whole lines only)
+MAX_TS_SECONDS = 10 ** 12      # keeps seconds * 1e6 inside int64; normalize judges plausibility
+
+# Typed columns the readers use; every other zmap field is ignored.
+TYPES = {"saddr": pa.string(), "classification": pa.string(), "timestamp-str": pa.string(),
+         "sport": pa.int64(), "success": pa.int64(), "repeat": pa.int64(), "ttl": pa.int64(),
+         "timestamp-ts": pa.int64(), "timestamp-us": pa.int64()}
+# Fields only one probe family writes; they tell tcp_synscan from the udp modules.
+TCP_ONLY = {"seqnum", "acknum", "window", "tcpopts"}
+UDP_ONLY = {"udp-pkt-size", "data", "icmp-responder", "icmp-unreach-str"}
+ICMP_FIELDS = {"type", "code", "icmp-id"}
+
+NO_PORT = "bare zmap IP list has no port: land it with a sidecar giving the port"
+FILE_PORT = re.compile(r"(?:^|[/_.-])p(\d{1,5})(?=[_.-]|$)")
+IP_SHAPE = r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$|^[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
+_FIELD_NAME = re.compile(rb"[a-z][a-z0-9_-]*\Z")
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                  r"(?:[.,]([0-9]{1,9}))?(Z|[+-][0-9]{2}:?[0-9]{2})\Z", re.IGNORECASE)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def parse_iso_us(text: str) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 / RFC 3339 time that carries
+    a UTC offset (``2026-11-25T00:38:32.735+0000``, ``2018-04-06T19:42:32Z``);
+    None if it does not parse. A time without an offset is refused: guessing
+    the zone would be silently wrong."""
+    m = _ISO.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, off = m.groups()
+    try:
+        if off.upper() == "Z":
+            tz = dt.timezone.utc
+        else:
+            sign = -1 if off[0] == "-" else 1
+            tz = dt.timezone(sign * dt.timedelta(hours=int(off[1:3]), minutes=int(off[-2:])))
+        t = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
+    except ValueError:      # month 13, second 60, offset >= 24h, ...
+        return None
+    return (t - _EPOCH) // dt.timedelta(microseconds=1) + int((frac or "0").ljust(6, "0")[:6])
+
+
+# -- sniffing ----------------------------------------------------------------
+
+def _first_line(head: bytes) -> bytes | None:
+    nl = head.find(b"\n")
+    return None if nl < 0 else head[:nl].rstrip(b"\r")
+
+
+def sniff_csv(head: bytes) -> bool:
+    """A header line of zmap field names that includes ``saddr``."""
+    line = _first_line(head)
+    if not line:
+        return False
+    names = [n.strip() for n in line.split(b",")]
+    return b"saddr" in names and all(_FIELD_NAME.match(n) for n in names)
+
+
+def sniff_json(head: bytes) -> bool:
+    """First line is one JSON object with a ``saddr`` key (metadata has none)."""
+    line = _first_line(head)
+    if not line:
+        return False
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and "saddr" in obj
+
+
+def _is_ip(text: bytes) -> bool:
+    try:
+        ipaddress.ip_address(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def sniff_list(head: bytes) -> bool:
+    """The loosest format: the first line is an address and so are at least
+    90% of the lines (one damaged line must not make the file unknown)."""
+    lines = head.split(b"\n")
+    lines = lines[:-1] if len(lines) > 1 else lines   # the last may be cut by the sniff window
+    vals = [v for v in (x.strip() for x in lines) if v]
+    if not vals or not _is_ip(vals[0]):
+        return False
+    return sum(map(_is_ip, vals)) >= 0.9 * len(vals)
+
+
+# -- plan: what the file's fields say about port, transport and time -----------
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    fields: tuple[str, ...]
+    transport: str
+    use_sport: bool
+    port: int | None          # fixed port when rows carry none (ICMP: 0, else the hint)
+    hint_port: int | None     # fills a null sport (udp icmp-unreach rows)
+    ts_mode: str | None       # "ts", "str" or None (no time in the file)
+    fixed_ts: int | None
+
+
+def canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def port_hint(ctx: ReadContext) -> tuple[int | None, str | None]:
+    """(port, where from): the landing sidecar first, else a ``_p<port>`` file name."""
+    hint = ctx.facts.get("port_hint")
+    if isinstance(hint, str) and hint.strip().isdigit():
+        hint = int(hint)
+    if isinstance(hint, int) and not isinstance(hint, bool) and 0 <= hint <= 65535:
+        return hint, "sidecar"
+    found = {int(p) for p in FILE_PORT.findall(re.split(r"[/\\]", ctx.source)[-1])}
+    if len(found) == 1 and (p := found.pop()) <= 65535:   # two different _p<n>: ambiguous
+        return p, "file_name"
+    return None, None
+
+
+def make_plan(fields: Iterable[str], ctx: ReadContext) -> Plan:
+    f = tuple(fields)
+    fs = set(f)
+    hint_transport = str(ctx.facts.get("transport_hint") or "tcp").lower()
+    hint, source = port_hint(ctx)
+    if "sport" in fs:
+        transport = "udp" if fs & UDP_ONLY else "tcp" if fs & TCP_ONLY else hint_transport
+        use_sport, port = True, None
+    elif fs & ICMP_FIELDS:
+        transport, use_sport, port, hint = "icmp", False, 0, None
+    else:
+        transport, use_sport, port = hint_transport, False, hint
+        ctx.facts["port_source"] = source
+    ts_mode = "ts" if "timestamp-ts" in fs else "str" if "timestamp-str" in fs else None
+    fixed = ctx.facts.get("scan_start_us")
+    fixed = fixed if isinstance(fixed, int) and not isinstance(fixed, bool) else None
+    if ts_mode is None and fixed is None:
+        ctx.facts["timestamps_missing"] = True
+    if "success" not in fs:
+        ctx.facts["open_only_unverified"] = True
+    return Plan(f, transport, use_sport, port, hint, ts_mode, fixed)
+
+
+# -- one validated RAW batch from typed columns (shared by every zmap path) -----
+
+def _np(arr: pa.Array, fill) -> np.ndarray:
+    return pc.fill_null(arr, fill).to_numpy(zero_copy_only=False)
+
+
+def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], bytes],
+          plan: Plan, ctx: ReadContext) -> pa.RecordBatch | None:
+    """Validate typed columns (``TYPES``) row-wise in a fixed check order,
+    quarantine the failures and return the rest as one RAW_SCHEMA batch."""
+    n = len(offsets)
+    if n == 0:
+        return None
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+
+    def fail(mask, why: Q, text: str) -> None:
+        hit = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711 (elementwise)
+        reason[hit] = why
+        detail[hit] = text
+
+    ip = pc.utf8_trim_whitespace(cols["saddr"]) if "saddr" in cols else pa.nulls(n, pa.string())
+    fail(_np(pc.equal(ip, ""), True), Q.MISSING_FIELD, "zmap record has no saddr")
+    fail(~_np(pc.match_substring_regex(ip, IP_SHAPE), False), Q.INVALID_IP, "saddr is not an IP address")
+    if plan.use_sport:
+        sport = cols["sport"]
+        if plan.hint_port is not None:
+            sport = pc.fill_null(sport, plan.hint_port)
+        fail(_np(pc.is_null(sport), True), Q.MISSING_FIELD,
+             "zmap row has no sport (e.g. udp icmp-unreach): land it with a sidecar giving the port")
+        port = _np(sport, 0)
+        fail((port < 0) | (port > 65535), Q.INVALID_PORT, "sport outside 0..65535")
+    else:
+        if plan.port is None:
+            fail(np.ones(n, bool), Q.MISSING_FIELD, NO_PORT)
+        port = np.full(n, plan.port or 0, dtype=np.int64)
+    success = _np(cols["success"], -1) if "success" in cols else None
+    if success is not None:
+        fail((success != 0) & (success != 1), Q.MALFORMED_RECORD, "success is not 0 or 1")
+    if "repeat" in cols:
+        rep = _np(cols["repeat"], 0)
+        fail((rep != 0) & (rep != 1), Q.MALFORMED_RECORD, "repeat is not 0 or 1")
+    if "ttl" in cols:
+        ttl = _np(cols["ttl"], 0)
+        fail((ttl < 0) | (ttl > 255), Q.MALFORMED_RECORD, "ttl outside 0..255")
+    ts = _timestamps(cols, plan, n, fail)
+
+    bad = reason != None  # noqa: E711
+    for i in np.flatnonzero(bad):
+        ctx.quarantine(int(offsets[i]), reason[i], detail[i], line(int(i)))
+    keep = np.flatnonzero(~bad)
+    if not len(keep):
+        return None
+    ctx.records_read += len(keep)
+    idx = pa.array(keep)
+    if success is None:
+        status = constant("open", len(keep))
+    else:
+        status = pa.array(np.where(success[keep] == 1, "open", "closed"), pa.string())
+    why = pc.utf8_trim_whitespace(cols["classification"]).take(idx) if "classification" in cols \
+        else pa.nulls(len(keep), pa.string())
+    why = pc.if_else(pc.equal(why, ""), pa.scalar(None, pa.string()), why)
+    arrays = {
+        "ip": ip.take(idx), "port": pa.array(port[keep].astype(np.int32)),
+        "transport": constant(plan.transport, len(keep)), "status": status, "reason": why,
+        "ttl": cols["ttl"].take(idx).cast(pa.int32()) if "ttl" in cols else pa.nulls(len(keep), pa.int32()),
+        "timestamp": ts.take(idx), "service": pa.nulls(len(keep), pa.string()),
+        "banner": pa.nulls(len(keep), pa.binary()), "tool": constant("zmap", len(keep)),
+        "tool_version": constant(ctx.facts.get("tool_version"), len(keep)),
+        "source_file": constant(ctx.source, len(keep)),
+        "source_offset": pa.array(offsets[keep].astype(np.int64)),
+    }
+    return pa.RecordBatch.from_arrays([arrays[k] for k in RAW_SCHEMA.names], schema=RAW_SCHEMA)
+
+
+def _timestamps(cols, plan: Plan, n: int, fail) -> pa.Array:
+    if plan.ts_mode == "ts":
+        sec = _np(cols["timestamp-ts"], -1)
+        us = _np(cols["timestamp-us"], -1) if "timestamp-us" in cols else np.zeros(n, np.int64)
+        fail((sec < 0) | (sec > MAX_TS_SECONDS) | (us < 0) | (us > 999_999), Q.INVALID_TIMESTAMP,
+             "timestamp-ts/timestamp-us missing or out of range")
+        ok = (sec >= 0) & (sec <= MAX_TS_SECONDS)
+        return pa.array(np.where(ok, sec, 0) * 1_000_000 + us).cast(TIMESTAMP)
+    if plan.ts_mode == "str":
+        # Millisecond strings repeat a lot: parse each distinct value once.
+        enc = pc.utf8_trim_whitespace(cols["timestamp-str"]).dictionary_encode()
+        parsed = [parse_iso_us(s) if s is not None else None for s in enc.dictionary.to_pylist()]
+        ok_d = np.array([p is not None for p in parsed] + [False], dtype=bool)
+        val_d = np.array([p or 0 for p in parsed] + [0], dtype=np.int64)
+        ind = _np(enc.indices, len(parsed)).astype(np.int64)
+        fail(~ok_d[ind], Q.INVALID_TIMESTAMP, "timestamp-str is not an ISO 8601 time with a UTC offset")
+        return pa.array(val_d[ind]).cast(TIMESTAMP)
+    return pa.array([plan.fixed_ts] * n, pa.int64()).cast(TIMESTAMP)
+
+
+# -- byte plumbing ---------------------------------------------------------------
+
+def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, bytes, complete): runs of whole lines (each ending in ``\\n``)
+    of about ``BLOCK_BYTES``, then a final piece without newline, if any, with
+    ``complete=False``. Lines beyond ``MAX_RECORD_BYTES`` with no newline in
+    sight are quarantined and skipped, so memory stays bounded."""
+    parts: list[bytes] = []
+    size = base = 0
+    skipping = False
+    for chunk in chunks:
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                base += len(chunk)
+                continue
+            base += nl + 1
+            chunk, skipping = chunk[nl + 1:], False
+        parts.append(chunk)
+        size += len(chunk)
+        if size < BLOCK_BYTES:
+            continue
+        buf = b"".join(parts)
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            yield base, buf[:cut], True
+            base, buf = base + cut, buf[cut:]
+        if len(buf) > MAX_RECORD_BYTES:
+            ctx.quarantine(base, Q.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes", buf)
+            base, buf, skipping = base + len(buf), b"", True
+        parts, size = ([buf] if buf else []), len(buf)
+    buf = b"".join(parts)
+    cut = buf.rfind(b"\n") + 1
+    if cut:
+        yield base, buf[:cut], True
+    if buf[cut:]:
+        yield base + cut, buf[cut:], False
+
+
+def line_spans(block: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, without ``\\n``) of every line of a block."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    return starts, ends.astype(np.int64)
+
+
+def truncated(ctx: ReadContext, offset: int, data: bytes) -> None:
+    if data.strip():
+        ctx.quarantine(offset, Q.TRUNCATED_RECORD, "last line has no newline: the file was cut short", data)
+        ctx.damage(DamageKind.PARTIAL_LAST_RECORD, offset, "file ends inside a line")
+
+
+def _sliced(batch: pa.RecordBatch | None, ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    if batch is not None:
+        for start in range(0, batch.num_rows, ctx.batch_rows):
+            yield batch.slice(start, ctx.batch_rows)
+
+
+# -- readers -------------------------------------------------------------------------
+
+def read_csv(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    """Headered zmap CSV, parsed by pyarrow a block at a time with explicit
+    column types. A block pyarrow refuses is bisected until the refused lines
+    stand alone: only those are quarantined, and every line is judged by the
+    same parser whichever path it took."""
+    plan: Plan | None = None
+    for base, block, complete in iter_blocks(chunks, ctx):
+        if not complete:
+            truncated(ctx, base, block)
+            continue
+        if plan is None:
+            nl = block.find(b"\n")
+            names = [canonical(x) for x in block[:nl].decode("utf-8", "replace").split(",")]
+            plan = make_plan(names, ctx)
+            ctx.facts["zmap_fields"] = ",".join(names)
+            base, block = base + nl + 1, block[nl + 1:]
+            if not block:
+                continue
+        yield from _sliced(_csv_block(base, block, plan, ctx), ctx)
+
+
+def _csv_block(base: int, block: bytes, plan: Plan, ctx: ReadContext) -> pa.RecordBatch | None:
+    starts, ends = line_spans(block)
+    lens = ends - starts
+    arr = np.frombuffer(block, dtype=np.uint8)
+    last = arr[np.maximum(ends - 1, 0)]
+    trail_cr = (lens > 0) & (last == 13)
+    blank = (lens == 0) | ((lens == 1) & trail_cr)
+    # pyarrow also ends a line at a lone CR, which would shift rows against
+    # our offsets: a line with a CR anywhere but its end never goes to pyarrow.
+    cr_count = np.add.reduceat((arr == 13).astype(np.int32), starts) if len(starts) else starts
+    cr_count = np.where(lens == 0, 0, cr_count)
+    poison = (lens > MAX_RECORD_BYTES) | (cr_count > trail_cr)
+    need: dict[str, int] = {}
+    for i, name in enumerate(plan.fields):
+        if name in TYPES and name not in need:
+            need[name] = i
+    opts = (pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(plan.fields))],
+                              use_threads=False, block_size=len(block) + 1),
+            pacsv.ParseOptions(newlines_in_values=False),
+            pacsv.ConvertOptions(column_types={f"c{i}": TYPES[f] for f, i in need.items()},
+                                 include_columns=[f"c{i}" for i in need.values()], null_values=[""],
+                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    parts: list[tuple[pa.Table, np.ndarray]] = []
+    todo = [(0, len(starts))]
+    while todo:
+        lo, hi = todo.pop()
+        rows = lo + np.flatnonzero(~blank[lo:hi])
+        if not len(rows):
+            continue
+        table = None
+        if not poison[lo:hi].any():
+            try:
+                table = pacsv.read_csv(pa.py_buffer(block[starts[lo]:ends[hi - 1] + 1]), *opts)
+            except pa.ArrowInvalid:
+                table = None
+        if table is not None and table.num_rows == len(rows):
+            parts.append((table, rows))
+        elif hi - lo == 1:
+            big = lens[lo] > MAX_RECORD_BYTES
+            ctx.quarantine(int(base + starts[lo]), Q.OVERSIZED_RECORD if big else Q.MALFORMED_RECORD,
+                           f"line longer than {MAX_RECORD_BYTES} bytes" if big else
+                           "line does not parse with the header's fields and types",
+                           block[starts[lo]:ends[lo]])
+        else:
+            mid = (lo + hi) // 2
+            todo += [(mid, hi), (lo, mid)]   # popped lo half first: rows stay in file order
+    if not parts:
+        return None
+    rows = np.concatenate([r for _, r in parts])
+    table = pa.concat_tables([t for t, _ in parts])
+    cols = {f: table.column(f"c{i}").combine_chunks() for f, i in need.items()}
+    s, e = starts[rows], ends[rows]
+    return build(cols, base + s, lambda j: block[s[j]:e[j]], plan, ctx)
+
+
+def json_lines(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of non-blank JSON lines. A last line without newline is
+    kept only if it is one whole JSON object (its closing brace proves it)."""
+    partial: list[tuple[int, bytes]] = []
+    for off, raw in lines_with_offsets(chunks, ctx, on_partial=lambda o, d: partial.append((o, d))):
+        if raw.strip():
+            yield off, raw
+    for off, raw in partial:
+        try:
+            whole = isinstance(json.loads(raw), dict)
+        except (ValueError, RecursionError):
+            whole = False
+        if whole:
+            yield off, raw
+        else:
+            truncated(ctx, off, raw)
+
+
+def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    """zmap ``-O json``: one object per line, the same field names as CSV."""
+    plan: Plan | None = None
+    pending: list[tuple[int, bytes, dict]] = []
+    for off, raw in json_lines(chunks, ctx):
+        got = _json_row(off, raw, ctx)
+        if got is None:
+            continue
+        plan = plan or make_plan(got[0], ctx)
+        pending.append((off, raw, got[1]))
+        if len(pending) >= ctx.batch_rows:
+            yield from _json_batch(pending, plan, ctx)
+            pending = []
+    yield from _json_batch(pending, plan, ctx)
+
+
+def _json_row(off: int, raw: bytes, ctx: ReadContext) -> tuple[list[str], dict] | None:
+    """(all canonical keys, typed TYPES values) of one line, or None once quarantined."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not valid JSON", raw)
+        return None
+    if not isinstance(obj, dict):
+        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not a JSON object", raw)
+        return None
+    obj = {canonical(key): v for key, v in obj.items()}
+    row = {}
+    for f, typ in TYPES.items():
+        v = obj.get(f)
+        if typ == pa.int64() and isinstance(v, bool):
+            v = int(v)          # newer zmap writes success/repeat as JSON booleans
+        if not (v is None or (isinstance(v, str) if typ == pa.string()
+                              else isinstance(v, int) and -(1 << 63) <= v < (1 << 63))):
+            ctx.quarantine(off, Q.MALFORMED_RECORD, f"{f} has the wrong JSON type", raw)
+            return None
+        row[f] = v
+    return list(obj), row
+
+
+def _json_batch(pending: list, plan: Plan | None, ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    if pending:
+        cols = {f: pa.array([r[f] for _, _, r in pending], t) for f, t in TYPES.items() if f in plan.fields}
+        offsets = np.array([o for o, _, _ in pending], dtype=np.int64)
+        yield from _sliced(build(cols, offsets, lambda i: pending[i][1], plan, ctx), ctx)
+
+
+def read_list(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    """Bare ``saddr`` lines: port from the sidecar or file name, no timestamp
+    (``facts["scan_start_us"]`` if the sidecar gives it, else null with
+    ``facts["timestamps_missing"]``)."""
+    plan = make_plan(("saddr",), ctx)
+    for base, block, complete in iter_blocks(chunks, ctx):
+        if not complete:
+            truncated(ctx, base, block)
+            continue
+        starts, ends = line_spans(block)
+        ips: list[str] = []
+        offs: list[int] = []
+        raws: list[bytes] = []
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            raw = block[s:e]
+            if len(raw) > MAX_RECORD_BYTES:
+                ctx.quarantine(base + s, Q.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes", raw)
+            elif text := raw.strip():
+                ips.append(text.decode("utf-8", "replace"))
+                offs.append(base + s)
+                raws.append(raw)
+        batch = build({"saddr": pa.array(ips, pa.string())}, np.array(offs, dtype=np.int64),
+                      raws.__getitem__, plan, ctx)
+        yield from _sliced(batch, ctx)
+
+
+FORMATS = (
+    Format("zmap-json", "zmap", sniff_json, read_json),
+    Format("zmap-csv", "zmap", sniff_csv, read_csv),
+    Format("zmap-list", "zmap", sniff_list, read_list),   # loosest: must stay last
+)
