@@ -1,28 +1,22 @@
 """Vectorized country / ASN lookup over MaxMind DB (.mmdb) files.
 
-Input: two Arrow columns, ``ip16`` (``fixed_size_binary(16)``, network byte
-order, IPv4 stored IPv4-mapped as ``::ffff:a.b.c.d``) and ``ip_version``
-(int8, 4 or 6). Output: a table ``country`` (ISO code) / ``asn`` (uint32) /
-``as_org``, null where the database has no answer. Sample (DB-IP Lite):
+Input: ``ip16`` (``fixed_size_binary(16)``, network order, IPv4 stored as
+``::ffff:a.b.c.d``) and ``ip_version`` (int8, 4/6). Output: ``country`` (ISO
+code), ``asn`` (uint32), ``as_org``; null = unknown. Sample (DB-IP Lite):
 ``8.8.8.8`` -> ``US``, ``15169``, ``Google LLC``.
 
-Why not call geoip2 per row: it costs ~10 us a row. Instead the database's
-search tree is flattened ONCE into sorted range tables (a 32-bit table for the
-IPv4 subtree, a 128-bit table for the rest) with dictionary-encoded values, and
-whole columns are answered with ``numpy.searchsorted``. The tables are cached
-on disk keyed by the database's sha256, so a worker's ``setup()`` only pays the
-flattening the first time.
+geoip2 costs ~10 us a row, so the search tree is flattened once into sorted
+range tables (32-bit for the IPv4 subtree, 128-bit for the rest) with
+dictionary-encoded values, cached on disk by the database's sha256, and whole
+columns are answered with ``numpy.searchsorted``.
 
-Equivalence with geoip2 is the contract: an IPv4 row answers like
-``reader.country("1.2.3.4")`` (the ``::/96`` subtree), an IPv6 row like
-``reader.country(<its text>)``, which walks all 128 bits -- so ``::ffff:1.2.3.4``
-written as IPv6 follows whatever aliases (``::ffff:0:0/96``, 6to4 ``2002::/16``,
-Teredo ``2001::/32``) the database's tree contains, or none. Aliases are edges
-into the IPv4 subtree; the flattener keeps them as "continue in the IPv4 table
-with address bits [depth, depth+32)" entries, exactly what the tree walk does.
-
-No Beam here: the lead's DoFn builds ``GeoLookup`` from paths and calls
-``setup()`` in its own ``setup()``.
+The contract is equality with geoip2 for the same text: an IPv4 row answers
+like ``reader.country("1.2.3.4")`` (the ``::/96`` subtree), an IPv6 row walks
+all 128 bits, so ``::ffff:1.2.3.4`` written as IPv6 follows whatever aliases
+(``::ffff:0:0/96``, 6to4, Teredo) the tree has, or none. An alias is an edge
+into the IPv4 subtree; the table keeps it as "continue in the IPv4 table with
+address bits [depth, depth+32)", which is what the tree walk does.
+No Beam here: a DoFn builds ``GeoLookup`` from paths and calls ``setup()``.
 """
 from __future__ import annotations
 
@@ -32,12 +26,16 @@ import lzma
 import os
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 import maxminddb
 import maxminddb.decoder
 import numpy as np
 import pyarrow as pa
+
+# Address helpers live in the lighter optout module; re-exported here.
+from pipelines.optout import ip16_to_hilo, search_last_le, split_rows  # noqa: F401
 
 COUNTRY_TYPES = frozenset({"GeoLite2-Country", "GeoIP2-Country", "GeoLite2-City", "GeoIP2-City",
                            "DBIP-Country-Lite", "DBIP-City-Lite"})
@@ -46,57 +44,11 @@ ROLES = {"country": COUNTRY_TYPES, "asn": ASN_TYPES}
 
 _CACHE_FORMAT = 1          # bump when the cached table layout changes
 _EMPTY, _ALIAS = -1, -2    # table values that are not dictionary indices
-_U64 = np.uint64
-_MASK32 = _U64(0xFFFFFFFF)
+_U64, _MASK32 = np.uint64, np.uint64(0xFFFFFFFF)
 
 
 class GeoIPError(Exception):
     """A GeoIP database cannot be used; the message is one actionable line."""
-
-
-# -- address helpers (shared with pipelines.optout) ---------------------------
-def ip16_to_hilo(arr: pa.FixedSizeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``fixed_size_binary(16)`` addresses into native uint64 (hi, lo).
-
-    The data buffer is viewed big-endian without copying; the one copy is the
-    byte swap to native order. Null slots yield whatever bytes they hold (the
-    caller masks them)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != pa.binary(16):
-        raise TypeError(f"expected fixed_size_binary(16), got {arr.type}")
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, _U64), np.zeros(0, _U64)
-    words = np.frombuffer(arr.buffers()[1], dtype=">u8", count=2 * n, offset=arr.offset * 16)
-    pairs = words.astype(_U64).reshape(n, 2)
-    return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
-
-
-def search_last_le(starts_hi: np.ndarray, starts_lo: np.ndarray,
-                   key_hi: np.ndarray, key_lo: np.ndarray) -> np.ndarray:
-    """Index of the last 128-bit start <= key (-1 if none), for sorted starts.
-
-    One searchsorted on the high words; only keys whose high word equals a
-    start's high word (ranges split inside a /64) need the low words, and those
-    are settled by a vectorized bisection within their group."""
-    idx = np.searchsorted(starts_hi, key_hi, side="right").astype(np.int64) - 1
-    safe = np.maximum(idx, 0)
-    fix = np.flatnonzero((idx >= 0) & (starts_hi[safe] == key_hi) & (starts_lo[safe] > key_lo))
-    if fix.size:
-        k_hi, k_lo = key_hi[fix], key_lo[fix]
-        lo = np.searchsorted(starts_hi, k_hi, side="left").astype(np.int64) - 1  # start < key
-        hi = idx[fix]                                                          # start > key
-        while True:
-            open_ = hi - lo > 1
-            if not open_.any():
-                break
-            mid = (lo + hi) // 2
-            le = open_ & (starts_lo[np.maximum(mid, 0)] <= k_lo)
-            lo = np.where(le, mid, lo)
-            hi = np.where(open_ & ~le, mid, hi)
-        idx[fix] = lo
-    return idx
 
 
 # -- opening and describing databases -----------------------------------------
@@ -115,33 +67,63 @@ def materialize(path: str | os.PathLike, cache_dir: str | os.PathLike | None) ->
     out = Path(cache_dir) / f"{path.name[:-3]}.{digest[:16]}.mmdb"
     if out.is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".mmdb")
-    try:
-        with os.fdopen(fd, "wb") as dst, lzma.open(path, "rb") as src:
+
+    def copy(dst) -> None:
+        with lzma.open(path, "rb") as src:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-        os.replace(tmp, out)
+    try:
+        _write_atomically(out, copy)
     except (lzma.LZMAError, EOFError) as exc:
-        raise GeoIPError(f"GeoIP database {path} is not a valid .xz file ({exc})") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise GeoIPError(f"GeoIP database {path} is not a valid .xz file ({_oneline(exc)})") from exc
     return out
 
 
+def _write_atomically(target: Path, write) -> None:
+    """Write via a temporary file and rename, so parallel workers may race and
+    a crash never leaves a half-written cache file behind."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    except OSError as exc:
+        raise GeoIPError(f"cannot write the GeoIP cache directory {target.parent}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _open_reader(mmdb: Path, shown) -> maxminddb.Reader:
+    """maxminddb reader whose metadata decodes, or GeoIPError."""
+    try:
+        reader = maxminddb.open_database(str(mmdb))
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise GeoIPError(f"{shown} is not a readable MaxMind DB (.mmdb) file: {_oneline(exc)}") from exc
+    try:
+        meta = reader.metadata()  # the C extension decodes it lazily
+        if not isinstance(meta.database_type, str) or meta.ip_version not in (4, 6):
+            raise ValueError("database_type or ip_version missing")
+    except (ValueError, TypeError, AttributeError, maxminddb.InvalidDatabaseError) as exc:
+        reader.close()
+        raise GeoIPError(f"{shown} has unreadable MaxMind DB metadata: {_oneline(exc)}") from exc
+    return reader
+
+
+def _oneline(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
 def open_database(path, role: str, cache_dir=None) -> maxminddb.Reader:
-    """Open ``path`` (.mmdb or .mmdb.xz) for ``role`` "country" or "asn".
+    """Open ``path`` (.mmdb or .mmdb.xz) for ``role`` "country" or "asn"; the caller closes it.
 
     Raises GeoIPError when the file is missing, is not a MaxMind DB, or holds
     the other kind of data (e.g. a country database given as ASN)."""
     if role not in ROLES:
         raise ValueError(f"role must be 'country' or 'asn', not {role!r}")
-    mmdb = materialize(path, cache_dir)
-    try:
-        reader = maxminddb.open_database(str(mmdb))
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise GeoIPError(f"{path} is not a readable MaxMind DB (.mmdb) file: {exc}") from exc
+    reader = _open_reader(materialize(path, cache_dir), path)
     db_type = reader.metadata().database_type
     if not _type_matches(db_type, role):
         reader.close()
@@ -154,27 +136,30 @@ def open_database(path, role: str, cache_dir=None) -> maxminddb.Reader:
 
 def _type_matches(db_type: str, role: str) -> bool:
     # DB-IP writes e.g. "DBIP-ASN-Lite (compat=GeoLite2-ASN)": accept the name or its compat name.
-    name, _, rest = str(db_type).partition(" (compat=")
+    name, _, rest = db_type.partition(" (compat=")
     return name in ROLES[role] or rest.rstrip(")") in ROLES[role]
 
 
 def database_info(path, cache_dir=None) -> dict:
     """Manifest facts of a database file (sha256 is of the plain .mmdb)."""
     mmdb = materialize(path, cache_dir)
+    with _open_reader(mmdb, path) as reader:
+        meta = reader.metadata()
     try:
-        with maxminddb.open_database(str(mmdb)) as reader:
-            meta = reader.metadata()
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise GeoIPError(f"{path} is not a readable MaxMind DB (.mmdb) file: {exc}") from exc
-    built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.timezone.utc)
+        built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.timezone.utc)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise GeoIPError(f"{path} has an impossible build_epoch {meta.build_epoch!r}") from exc
     return {"database_type": meta.database_type, "build_date": built.isoformat().replace("+00:00", "Z"),
             "build_epoch": meta.build_epoch, "sha256": _sha256(mmdb),
             "ip_version": meta.ip_version, "node_count": meta.node_count}
 
 
 def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise GeoIPError(f"cannot read GeoIP database {path}: {exc.strerror}") from exc
 
 
 # -- flattening the search tree ------------------------------------------------
@@ -252,7 +237,7 @@ def _extract_asn(record) -> tuple | None:
 
 def build_tables(mmdb: Path, role: str) -> dict[str, np.ndarray]:
     """Flatten one database into range tables (the cached arrays)."""
-    with maxminddb.open_database(str(mmdb)) as reader:
+    with _open_reader(mmdb, mmdb) as reader:
         meta = reader.metadata()
     buf = mmdb.read_bytes()
     n = meta.node_count
@@ -279,8 +264,9 @@ def build_tables(mmdb: Path, role: str) -> dict[str, np.ndarray]:
             raise GeoIPError("MaxMind DB search tree points outside the data section")
         try:
             value = extract(decoder.decode(offset)[0])
-        except (maxminddb.InvalidDatabaseError, ValueError, IndexError, KeyError, struct.error) as exc:
-            raise GeoIPError(f"MaxMind DB data section is corrupt: {exc}") from exc
+        except (maxminddb.InvalidDatabaseError, ValueError, TypeError, IndexError, KeyError,
+                OverflowError, struct.error) as exc:
+            raise GeoIPError(f"MaxMind DB data section is corrupt: {_oneline(exc)}") from exc
         by_record[rec] = _EMPTY if value is None else values.setdefault(value, len(values))
     out = {}
     for name, (s_hi, s_lo, dep, rec) in (("v4", v4), ("v6", v6)):
@@ -298,7 +284,7 @@ def build_tables(mmdb: Path, role: str) -> dict[str, np.ndarray]:
         out[f"{name}_val"] = val[keep]
     keys = list(values)  # insertion order == dictionary index
     if role == "country":
-        out["iso"] = np.array([k[0] for k in keys], dtype="<U8")
+        out["iso"] = np.array([k[0] for k in keys], dtype=str)
     else:
         out["asn"] = np.array([-1 if k[0] is None else k[0] for k in keys], np.int64)
         blob = [(k[1] or "").encode() for k in keys]
@@ -315,18 +301,13 @@ def load_tables(mmdb: Path, role: str, cache_dir) -> dict[str, np.ndarray]:
         return build_tables(mmdb, role)
     cache = Path(cache_dir) / f"geoip-{role}-{_sha256(mmdb)[:32]}-v{_CACHE_FORMAT}.npz"
     if cache.is_file():
-        with np.load(cache, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        try:
+            with np.load(cache, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            pass  # unreadable cache: rebuild and replace it
     tables = build_tables(mmdb, role)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **tables)
-        os.replace(tmp, cache)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _write_atomically(cache, lambda fh: np.savez(fh, **tables))
     return tables
 
 
@@ -338,11 +319,11 @@ class _Table:
         self.t = t
         self.v6_capable = int(t["ip_version"][0]) == 6
 
-    def _v4(self, key32: np.ndarray) -> np.ndarray:
+    def v4(self, key32: np.ndarray) -> np.ndarray:
         t = self.t
         return t["v4_val"][np.searchsorted(t["v4_start"], key32.astype(np.uint32), side="right") - 1]
 
-    def _v6(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    def v6(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         if not self.v6_capable:  # geoip2 refuses IPv6 addresses in an IPv4-only database
             return np.full(hi.size, _EMPTY, np.int32)
         t = self.t
@@ -360,17 +341,31 @@ class _Table:
                     key = (h >> _U64(32 - d)) & _MASK32
                 else:
                     key = ((h << _U64(d - 32)) | (l >> _U64(96 - d))) & _MASK32
-                val[sel] = self._v4(key)
+                val[sel] = self.v4(key)
         return val
 
-    def find(self, hi, lo, is4, is6) -> np.ndarray:
-        if is4.all():
-            return self._v4(lo & _MASK32)
-        out = np.full(hi.size, _EMPTY, np.int32)
-        if is4.any():
-            out[is4] = self._v4(lo[is4] & _MASK32)
-        if is6.any():
-            out[is6] = self._v6(hi[is6], lo[is6])
+
+class _Rows:
+    """One batch prepared for every table: IPv4 keys pre-sorted, because
+    searchsorted with sorted keys is ~4x faster than with random ones (cache
+    locality), which pays for one argsort shared by the country and ASN tables."""
+
+    def __init__(self, ip16, ip_version):
+        hi, lo, is4, is6 = split_rows(ip16, ip_version)
+        self.n = hi.size
+        self.idx4 = None if is4.all() else np.flatnonzero(is4)
+        key = (lo if self.idx4 is None else lo[self.idx4]) & _MASK32
+        self.order = np.argsort(key)
+        self.key4 = key[self.order]
+        self.idx6 = np.flatnonzero(is6)
+        self.hi6, self.lo6 = hi[self.idx6], lo[self.idx6]
+
+    def find(self, table: _Table) -> np.ndarray:
+        """Dictionary index per row, -1 where unknown."""
+        out = np.full(self.n, _EMPTY, np.int32)
+        out[self.order if self.idx4 is None else self.idx4[self.order]] = table.v4(self.key4)
+        if self.idx6.size:
+            out[self.idx6] = table.v6(self.hi6, self.lo6)
         return out
 
 
@@ -410,31 +405,23 @@ class GeoLookup:
                 orgs = [blob[a:b].decode() if ok else None
                         for a, b, ok in zip(offs[:-1], offs[1:], t["org_valid"].tolist())]
                 self._asn, self._orgs = _Table(t), pa.array(orgs, pa.string())
-                self._asn_num, self._asn_ok = t["asn"].astype(np.uint32), t["asn"] >= 0
+                num = np.append(t["asn"], -1)  # the sentinel keeps indexing valid when empty
+                self._asn_num, self._asn_ok = num.astype(np.uint32), num >= 0
         self._loaded = True
 
     def lookup(self, ip16: pa.FixedSizeBinaryArray, ip_version: pa.Int8Array) -> pa.Table:
         """Answer one batch: ``ip16`` as described above, ``ip_version`` 4/6.
         Rows with a null address or version, or a version other than 4/6, get nulls."""
         self.setup()
-        if isinstance(ip16, pa.ChunkedArray):
-            ip16 = ip16.combine_chunks()
-        if isinstance(ip_version, pa.ChunkedArray):
-            ip_version = ip_version.combine_chunks()
-        hi, lo = ip16_to_hilo(ip16)
-        ok = np.ones(len(hi), bool) if ip16.null_count == 0 else ip16.is_valid().to_numpy(zero_copy_only=False)
-        ver = ip_version.fill_null(0).to_numpy(zero_copy_only=False)
-        is4, is6 = ok & (ver == 4), ok & (ver == 6)
-        if not ((hi[is4] == 0) & ((lo[is4] >> _U64(32)) == _U64(0xFFFF))).all():
-            raise ValueError("ip_version 4 rows must hold IPv4-mapped addresses (::ffff:a.b.c.d)")
-        n = len(hi)
+        rows = _Rows(ip16, ip_version)
+        n = rows.n
         if self._country is not None:
-            c = self._country.find(hi, lo, is4, is6)
+            c = rows.find(self._country)
             country = self._iso.take(pa.array(c, mask=c < 0))
         else:
             country = pa.nulls(n, pa.string())
         if self._asn is not None:
-            a = self._asn.find(hi, lo, is4, is6)
+            a = rows.find(self._asn)
             none = a < 0
             safe = np.where(none, 0, a)
             asn = pa.array(self._asn_num[safe], pa.uint32(), mask=none | ~self._asn_ok[safe])
