@@ -25,6 +25,7 @@ direct_running_mode=multi_threading is refused: it silently lost rows here.
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     from pipelines import config as c
+    from pipelines.responders import ResponderThresholds
     p.add_argument("--week", required=True, help="ISO week to process, e.g. 2013-W37")
     p.add_argument("--raw", default=c.DEFAULT_RAW,
                    help=f"raw data root; the week's files are read from RAW/WEEK/** (default: {c.DEFAULT_RAW})")
@@ -37,6 +38,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
     p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
                    help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
+    p.add_argument("--geoip-country-db", metavar="MMDB", default=c.DEFAULT_COUNTRY_DB,
+                   help="country database: GeoLite2/GeoIP2 Country or City, or DB-IP Country/City Lite "
+                        "(.mmdb or .mmdb.xz; default: the embedded DB-IP Lite)")
+    p.add_argument("--geoip-asn-db", metavar="MMDB", default=c.DEFAULT_ASN_DB,
+                   help="ASN database: GeoLite2-ASN, GeoIP2-ISP or DB-IP ASN Lite (default: embedded DB-IP Lite)")
+    p.add_argument("--geoip-cache", metavar="DIR", default=c.DEFAULT_GEOIP_CACHE,
+                   help="where decompressed databases and their lookup tables are cached")
+    p.add_argument("--responder-min-hosts", type=int, default=ResponderThresholds.min_hosts,
+                   help="addresses of one /24 or /48 with identical answers on a port before they count "
+                        f"as one suspected responder (default: {ResponderThresholds.min_hosts})")
+    p.add_argument("--responder-min-share", type=float, default=ResponderThresholds.min_share,
+                   help="...and the share of that network's responders they must be "
+                        f"(default: {ResponderThresholds.min_share})")
+    p.add_argument("--many-ports", type=int, default=ResponderThresholds.many_ports,
+                   help="flag addresses open on at least this many ports "
+                        f"(default: {ResponderThresholds.many_ports})")
+    p.add_argument("--config", metavar="TOML",
+                   help="read defaults for these flags from a TOML file (keys as the flags, with "
+                        "underscores: week, raw, out, exclude, geoip_country_db, ...); flags win")
     p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
 
 
@@ -68,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if getattr(args, "config", None):
+        try:
+            args, extra = _with_config_file(parser, argv, args.command, args.config)
+        except (OSError, ValueError) as exc:
+            print(f"portcensus: --config {args.config}: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_drop_beam_noise)
@@ -83,6 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _with_config_file(parser, argv, command, path):
+    """Re-parse with the TOML file's values as defaults (command-line flags win)."""
+    import tomllib
+    with open(path, "rb") as f:
+        values = tomllib.load(f)
+    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 -- argparse has no public accessor
+    known = {a.dest for a in sub._actions}  # noqa: SLF001
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+    sub.set_defaults(**values)
+    for action in sub._actions:  # noqa: SLF001 -- a value from the file satisfies required=True
+        if action.dest in values:
+            action.required = False
+    return parser.parse_known_args(argv)
 
 
 def beam_args_for(extra: list[str]) -> list[str]:
@@ -101,12 +144,18 @@ def _run(args, extra: list[str]) -> int:
     from pipelines.config import ConfigError, RunConfig
     from pipelines.discover import DiscoveryError
     from pipelines.manifest import IdentityError
+    from pipelines.responders import ResponderThresholds
     from pipelines.summary import format_summary
     from pipelines.week import process_week
 
     try:
-        cfg = RunConfig(week=args.week, raw=args.raw, out=args.out, exclude=args.exclude,
-                        buckets=args.buckets, batch_rows=args.batch_rows).validate()
+        cfg = RunConfig(
+            week=args.week, raw=args.raw, out=args.out, exclude=args.exclude,
+            buckets=args.buckets, batch_rows=args.batch_rows,
+            responders=ResponderThresholds(args.responder_min_hosts, args.responder_min_share,
+                                           args.many_ports),
+            country_db=args.geoip_country_db or None, asn_db=args.geoip_asn_db or None,
+            geoip_cache=args.geoip_cache).validate()
         beam_args = beam_args_for(extra)
         manifest = process_week(cfg, beam_args)
         summary = None if args.quiet else format_summary(manifest, cfg.out)

@@ -8,6 +8,14 @@ import hashlib
 import os
 
 from pipelines.normalize import Limits
+from pipelines.responders import ResponderThresholds
+
+# The embedded default GeoIP data (DB-IP Lite, CC BY 4.0) ships in the repo as
+# .xz; it is decompressed once into the cache folder on first use.
+GEOIP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "geoip")
+DEFAULT_COUNTRY_DB = os.path.join(GEOIP_DIR, "dbip-country-lite.mmdb.xz")
+DEFAULT_ASN_DB = os.path.join(GEOIP_DIR, "dbip-asn-lite.mmdb.xz")
+DEFAULT_GEOIP_CACHE = os.path.join(GEOIP_DIR, "cache")
 
 DEFAULT_RAW = "data/raw"
 DEFAULT_OUT = "data/out"
@@ -29,6 +37,10 @@ class RunConfig:
     buckets: int = DEFAULT_BUCKETS
     batch_rows: int = DEFAULT_BATCH_ROWS
     limits: Limits = Limits()
+    responders: ResponderThresholds = ResponderThresholds()
+    country_db: str | None = DEFAULT_COUNTRY_DB
+    asn_db: str | None = DEFAULT_ASN_DB
+    geoip_cache: str = DEFAULT_GEOIP_CACHE
 
     def validate(self) -> "RunConfig":
         from pipelines.discover import DiscoveryError, check_week
@@ -42,6 +54,24 @@ class RunConfig:
             raise ConfigError(f"--batch-rows must be 1000..5000000, not {self.batch_rows}")
         if self.exclude and not os.path.isfile(self.exclude) and "://" not in self.exclude:
             raise ConfigError(f"--exclude {self.exclude}: no such file")
+        if self.exclude:
+            from pipelines.optout import OptOutError, load_optout
+            try:
+                load_optout(self.exclude)  # parse errors surface now, not on a worker
+            except OptOutError as exc:
+                raise ConfigError(str(exc)) from None
+        th = self.responders
+        if th.min_hosts < 2 or not 0 < th.min_share <= 1 or th.many_ports < 2:
+            raise ConfigError("responder thresholds: --responder-min-hosts >= 2, "
+                              "0 < --responder-min-share <= 1, --many-ports >= 2")
+        from pipelines.geoip import GeoIPError, open_database
+        for role, path, flag in (("country", self.country_db, "--geoip-country-db"),
+                                 ("asn", self.asn_db, "--geoip-asn-db")):
+            if path:
+                try:
+                    open_database(path, role, self.geoip_cache).close()
+                except GeoIPError as exc:
+                    raise ConfigError(f"{flag}: {exc}") from None
         return self
 
     def run_info(self) -> dict:
@@ -52,6 +82,9 @@ class RunConfig:
             "max_banner_bytes": self.limits.max_banner_bytes,
             "exclude_file": os.path.basename(self.exclude) if self.exclude else None,
             "exclude_sha256": _sha256(self.exclude) if self.exclude else None,
+            "optout": _optout_summary(self.exclude),
+            "responder_thresholds": dataclasses.asdict(self.responders),
+            "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
         }
         return info
 
@@ -63,3 +96,23 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _optout_summary(path: str | None) -> dict | None:
+    if not path:
+        return None
+    from pipelines.optout import load_optout
+    return load_optout(path).summary()
+
+
+def _geoip_info(country: str | None, asn: str | None, cache: str) -> dict:
+    """Type, build date and checksum of each database, so a week reprocessed
+    later can say which data it used."""
+    from pipelines.geoip import database_info
+    out = {}
+    for role, path in (("country", country), ("asn", asn)):
+        if path:
+            info = dict(database_info(path, cache))
+            info["file"] = os.path.basename(path)
+            out[role] = info
+    return out

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.schema import CLEAN_SCHEMA
+from pipelines.schema import OBSERVATION_SCHEMA
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
 BANNER_ONLY_RANK = 3
@@ -35,7 +35,7 @@ BANNER_ONLY_RANK = 3
 
 @dataclasses.dataclass
 class MergeResult:
-    clean: pa.Table                  # CLEAN_SCHEMA + ip16, sorted by (ip16, port, transport)
+    clean: pa.Table                  # OBSERVATION_SCHEMA + ip16, sorted by (ip16, port, transport)
     accepted: dict[str, int]         # source_file -> records accepted
     merged: dict[str, int]           # source_file -> records merged
 
@@ -91,7 +91,7 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
         "records": agg.column("_gid_count").cast(pa.int32()),
         "source_file": rep.column("source_file"),
         "source_offset": rep.column("source_offset"),
-    }, schema=CLEAN_SCHEMA).append_column("ip16", rep.column("ip16"))
+    }, schema=OBSERVATION_SCHEMA).append_column("ip16", rep.column("ip16"))
 
     accepted = _counts(rep.column("source_file"))
     everything = _counts(t.column("source_file"))
@@ -148,4 +148,4 @@ def _counts(col: pa.ChunkedArray) -> dict[str, int]:
 
 
 def _empty_clean() -> pa.Table:
-    return CLEAN_SCHEMA.empty_table().append_column("ip16", pa.array([], pa.binary(16)))
+    return OBSERVATION_SCHEMA.empty_table().append_column("ip16", pa.array([], pa.binary(16)))

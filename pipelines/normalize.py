@@ -32,7 +32,6 @@ MIN_TIMESTAMP_US = 631_152_000_000_000      # 1990-01-01
 MAX_TIMESTAMP_US = 4_102_444_800_000_000    # 2100-01-01
 
 STATUSES = ("open", "closed", "no_response")
-TRANSPORT_CODE = {t: i + 1 for i, t in enumerate(TRANSPORTS)}
 
 WORK_SCHEMA = pa.schema([
     ("ip", pa.string()), ("ip_version", pa.int8()), ("ip16", IP16),
@@ -41,7 +40,7 @@ WORK_SCHEMA = pa.schema([
     ("timestamp", TIMESTAMP), ("service", pa.string()), ("banner", pa.binary()),
     ("tool", pa.string()), ("tool_version", pa.string()),
     ("source_file", pa.string()), ("source_offset", pa.int64()),
-    ("bucket_key", pa.uint64()),
+    ("bucket_key", pa.uint64()),     # per /24 or /48 network, see bucket_keys
 ])
 
 
@@ -132,17 +131,19 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
 
 
 def bucket_keys(ip16: pa.FixedSizeBinaryArray, port: pa.Array, transport: pa.Array) -> np.ndarray:
-    """A well-mixed uint64 per (ip, port, transport): the same observation
-    always gets the same key, whatever file or process it is read in (no
-    Python ``hash()``, which is salted per process)."""
+    """A well-mixed uint64 per *network*: the /24 of an IPv4 address, the /48
+    of an IPv6 one. Every port of a host and every host of a network meet in
+    one dedup bucket, so single-responder networks and many-port hosts are
+    found after the merge without another shuffle; the same observation
+    always gets the same key in any file or process (no salted ``hash()``).
+    ``port`` and ``transport`` are accepted for the signature's sake and
+    deliberately ignored."""
     hi, lo = ip16_hilo(ip16)
-    p = pc.fill_null(port, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
-    codes = np.zeros(len(p), dtype=np.uint64)
-    for name, code in TRANSPORT_CODE.items():
-        codes[_np(pc.equal(transport, name))] = code
+    is_v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    net_hi = np.where(is_v4, np.uint64(0), hi & np.uint64(0xFFFF_FFFF_FFFF_0000))
+    net_lo = np.where(is_v4, lo & np.uint64(0xFFFF_FFFF_FFFF_FF00), np.uint64(0))
     with np.errstate(over="ignore"):
-        x = _mix(hi) ^ _mix(lo ^ np.uint64(0x9E3779B97F4A7C15)) ^ _mix((p << np.uint64(8)) | codes)
-    return _mix(x)
+        return _mix(_mix(net_hi) ^ net_lo)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -1,12 +1,12 @@
 """The weekly pipeline: wiring only (read -> stages -> write), as in Beam's
 UserScore example. Every stage is a named PTransform in pipelines/transforms/.
 
-    raw files ──ReadScanFiles──▶ RAW batches ──Normalize──▶ (bucket, rows)
-        │                             │                         │
-        │ reports                     │ quarantine, excluded    ▼
-        │                             │                    Deduplicate ──▶ clean tables ──WriteClean──▶ Parquet
-        ▼                             ▼                         │
-    WriteManifest ◀──────── counts ◀──┴──── WriteQuarantine ◀───┘ counts
+    raw files ─ReadScanFiles─▶ RAW batches ─Normalize─▶ (network bucket, rows)
+        │                          │                        │
+        │ reports                  │ quarantine, excluded   ▼
+        │                          │                  Deduplicate ─▶ FlagResponders ─▶ EnrichGeoAsn ─▶ IdentifyProducts ─▶ WriteClean
+        ▼                          ▼                        │
+    WriteManifest ◀───── counts ◀──┴── WriteQuarantine ◀────┘ counts
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
+from pipelines.transforms.enrich import EnrichGeoAsn, FlagResponders, IdentifyProducts
 from pipelines.transforms.read import QUARANTINE as READ_QUARANTINE
 from pipelines.transforms.read import RECORDS, REPORTS, ReadScanFiles
 from pipelines.transforms.write import WriteClean, WriteManifest, WriteQuarantine
@@ -30,7 +31,11 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
             | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows))
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week)
-    written = dedup[CLEAN] | "WriteClean" >> WriteClean(staging, cfg.week)
+    enriched = (dedup[CLEAN]
+                | "FlagResponders" >> FlagResponders(cfg.responders)
+                | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
+                | "IdentifyProducts" >> IdentifyProducts())
+    written = enriched | "WriteClean" >> WriteClean(staging, cfg.week)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()
                          | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))

@@ -96,7 +96,7 @@ RAW_SCHEMA = pa.schema([
     _f("source_offset", pa.int64(), "Byte offset of the record in the decompressed file."),
 ])
 
-CLEAN_SCHEMA = pa.schema([
+OBSERVATION_SCHEMA = pa.schema([
     _f("week", pa.string(), "ISO week of the scan, e.g. 2013-W37.", nullable=False),
     _f("ip", pa.string(), "Canonical address text (IPv4 dotted quad, IPv6 RFC 5952).", nullable=False),
     _f("ip_version", pa.int8(), "4 or 6.", nullable=False),
@@ -105,8 +105,8 @@ CLEAN_SCHEMA = pa.schema([
     _f("status", pa.string(), "open, closed or no_response; open wins when records disagree.", nullable=False),
     _f("reason", pa.string(), "Reason of the record that decided the status."),
     _f("ttl", pa.int32(), "TTL of the record that decided the status."),
-    _f("first_seen", TIMESTAMP, "Earliest timestamp of any merged record.", nullable=False),
-    _f("last_seen", TIMESTAMP, "Latest timestamp of any merged record.", nullable=False),
+    _f("first_seen", TIMESTAMP, "Earliest timestamp of any merged record (null: the format has none, e.g. a bare zmap list)."),
+    _f("last_seen", TIMESTAMP, "Latest timestamp of any merged record."),
     _f("banners", pa.map_(pa.string(), pa.string()),
        "Banner text per banner type (UTF-8; invalid bytes as \\xNN, see banner_fallback)."),
     _f("banner_fallback", pa.list_(pa.string()),
@@ -117,6 +117,30 @@ CLEAN_SCHEMA = pa.schema([
     _f("source_file", pa.string(), "Provenance: file of the representative record."),
     _f("source_offset", pa.int64(), "Provenance: byte offset of the representative record."),
 ])
+
+# Columns later stages add to each observation (pipelines/responders.py,
+# pipelines/geoip.py, scanners/protocols/).
+ENRICHMENT_FIELDS = [
+    _f("responder_group", pa.string(),
+       "Suspected single-responder group id (same /24 or /48, port and identical banners), or null."),
+    _f("host_open_ports", pa.int16(), "Open ports of this address this week (any transport)."),
+    _f("many_ports", pa.bool_(), "The address answers on an implausible number of ports."),
+    _f("country", pa.string(), "ISO 3166 country code of the address, null if unknown."),
+    _f("asn", pa.uint32(), "Autonomous system number, null if unknown."),
+    _f("as_org", pa.string(), "Autonomous system organisation, null if unknown."),
+    _f("protocol", pa.string(), "Protocol that read the primary banner (or the port's protocol)."),
+    _f("banner_public", pa.string(),
+       "Public form of the primary banner: host names, addresses, e-mail, dates and serials redacted. "
+       "The only banner text that may reach aggregates or the site."),
+    _f("vendor", pa.string(), "Vendor from the fingerprint rules, where the banner says."),
+    _f("product", pa.string(), "Product from the fingerprint rules."),
+    _f("version", pa.string(), "Product version from the fingerprint rules."),
+    _f("os_family", pa.string(), "Operating system family, where the banner says."),
+    _f("os_release", pa.string(), "Operating system release (e.g. Ubuntu 12.04), where the banner says."),
+    _f("device_type", pa.string(), "Device type (router, firewall, ...), where known."),
+]
+
+CLEAN_SCHEMA = pa.schema(list(OBSERVATION_SCHEMA) + ENRICHMENT_FIELDS)
 
 QUARANTINE_SCHEMA = pa.schema([
     _f("source_file", pa.string(), "File the record came from.", nullable=False),

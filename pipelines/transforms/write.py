@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.manifest import build_manifest, dumps
+from pipelines.schema import CLEAN_SCHEMA
 from pipelines.transforms.clean import quarantine_counts
 from pipelines.transforms.common import sum_dicts
 
@@ -43,7 +44,9 @@ class _WriteCleanFn(beam.DoFn):
 
     def process(self, element):
         bucket, table = element
-        table = table.drop_columns(["ip16"]) if "ip16" in table.column_names else table
+        # The written shape is exactly CLEAN_SCHEMA (internal columns such as
+        # ip16 stay behind), so every file of every week reads the same way.
+        table = table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
         ports = table.column("port").to_numpy()
         counts = {}
         for port in np.unique(ports):

@@ -47,10 +47,14 @@ def test_excluded_rows_are_counted_not_quarantined():
     assert res.work.column("ip").to_pylist() == [f"10.0.0.{i}" for i in range(0, 10, 2)]
 
 
-def test_bucket_key_depends_only_on_ip_port_transport():
-    a = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="udp", status="open", timestamp=T)]))
-    b = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="UDP", service="dns",
-                                        banner=b"x", timestamp=T + 9, source_file="other")]))
-    c = normalize_batch(raw_batch([dict(ip="9.9.9.9", port=53, transport="tcp", status="open", timestamp=T)]))
-    ka, kb, kc = (r.work.column("bucket_key")[0].as_py() for r in (a, b, c))
-    assert ka == kb != kc
+def test_bucket_key_is_per_network():
+    def key(ip, port=53, transport="udp", **kw):
+        r = normalize_batch(raw_batch([dict(ip=ip, port=port, transport=transport, status="open",
+                                            timestamp=T, **kw)]))
+        return r.work.column("bucket_key")[0].as_py()
+
+    # all ports of a host and all hosts of a /24 (IPv4) or /48 (IPv6) share a bucket key ...
+    assert key("9.9.9.9") == key("9.9.9.200", port=22, transport="tcp", source_file="other")
+    assert key("2001:db8:1::1") == key("2001:db8:1:ffff::2", port=443)
+    # ... and the neighbouring networks do not
+    assert len({key("9.9.9.9"), key("9.9.8.9"), key("2001:db8:2::1"), key("2001:db8:1::1")}) == 4
