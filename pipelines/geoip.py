@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 # Address helpers live in the lighter optout module; re-exported here.
-from pipelines.optout import ip16_to_hilo, search_last_le, split_rows  # noqa: F401
+from pipelines.iputil import ip16_to_hilo, search_last_le, split_rows  # noqa: F401
 
 COUNTRY_TYPES = frozenset({"GeoLite2-Country", "GeoIP2-Country", "GeoLite2-City", "GeoIP2-City",
                            "DBIP-Country-Lite", "DBIP-City-Lite"})

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 IP16 = pa.binary(16)
+_U64 = np.uint64
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Leading zeros are refused on purpose: "010.1.1.1" is octal to some parsers
@@ -88,13 +89,68 @@ def _parse_v6(s: str) -> tuple[bytes | None, int, str | None]:
     return a.packed, 6, a.compressed
 
 
-def ip16_hilo(ip16: pa.FixedSizeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
-    """(hi, lo) native uint64 halves of an ip16 column, for searchsorted/hashing."""
-    ip16 = ip16.combine_chunks() if isinstance(ip16, pa.ChunkedArray) else ip16
-    buf = ip16.buffers()[1]
-    words = np.frombuffer(buf, dtype=">u8", count=2 * (len(ip16) + ip16.offset))
-    words = words[2 * ip16.offset:].reshape(-1, 2).astype(np.uint64)
-    return words[:, 0].copy(), words[:, 1].copy()
+def ip16_to_hilo(arr: pa.FixedSizeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``fixed_size_binary(16)`` addresses into native uint64 (hi, lo).
+
+    The data buffer is viewed big-endian without copying; the one copy is the
+    byte swap to native order. Null slots yield whatever bytes they hold (the
+    caller masks them)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.binary(16):
+        raise TypeError(f"expected fixed_size_binary(16), got {arr.type}")
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, _U64), np.zeros(0, _U64)
+    words = np.frombuffer(arr.buffers()[1], dtype=">u8", count=2 * n, offset=arr.offset * 16)
+    pairs = words.astype(_U64).reshape(n, 2)
+    return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+
+
+def search_last_le(starts_hi: np.ndarray, starts_lo: np.ndarray,
+                   key_hi: np.ndarray, key_lo: np.ndarray) -> np.ndarray:
+    """Index of the last 128-bit start <= key (-1 if none), for sorted starts.
+
+    One searchsorted on the high words; only keys whose high word equals a
+    start's high word (ranges split inside a /64) need the low words, and those
+    are settled by a vectorized bisection within their group."""
+    idx = np.searchsorted(starts_hi, key_hi, side="right").astype(np.int64) - 1
+    safe = np.maximum(idx, 0)
+    fix = np.flatnonzero((idx >= 0) & (starts_hi[safe] == key_hi) & (starts_lo[safe] > key_lo))
+    if fix.size:
+        k_hi, k_lo = key_hi[fix], key_lo[fix]
+        lo = np.searchsorted(starts_hi, k_hi, side="left").astype(np.int64) - 1  # start < key
+        hi = idx[fix]                                                          # start > key
+        while True:
+            open_ = hi - lo > 1
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            le = open_ & (starts_lo[np.maximum(mid, 0)] <= k_lo)
+            lo = np.where(le, mid, lo)
+            hi = np.where(open_ & ~le, mid, hi)
+        idx[fix] = lo
+    return idx
+
+
+def split_rows(ip16, ip_version) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hi, lo, is4, is6) of a batch; ``ip_version`` is an Arrow or numpy int
+    column. Null addresses/versions and versions other than 4/6 are in neither
+    mask. A version-4 row must hold ``::ffff:a.b.c.d`` (ValueError otherwise)."""
+    if isinstance(ip16, pa.ChunkedArray):
+        ip16 = ip16.combine_chunks()
+    hi, lo = ip16_to_hilo(ip16)
+    if isinstance(ip_version, (pa.Array, pa.ChunkedArray)):
+        ip_version = ip_version.fill_null(0).to_numpy(zero_copy_only=False)
+    ver = np.asarray(ip_version)
+    if ver.shape != hi.shape:
+        raise ValueError(f"ip16 has {hi.size} rows but ip_version has {ver.size}")
+    ok = ip16.is_valid().to_numpy(zero_copy_only=False) if ip16.null_count else True
+    is4, is6 = (ver == 4) & ok, (ver == 6) & ok
+    if not ((hi[is4] == 0) & ((lo[is4] >> _U64(32)) == _U64(0xFFFF))).all():
+        raise ValueError("ip_version 4 rows must hold IPv4-mapped addresses (::ffff:a.b.c.d)")
+    return hi, lo, is4, is6
+
 
 
 def ip16_to_text(value: bytes) -> str:

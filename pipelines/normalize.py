@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.iputil import IP16, ip16_hilo, parse_ips
+from pipelines.iputil import IP16, ip16_to_hilo, parse_ips
 from pipelines.schema import QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
 from scanners.base import MAX_BANNER_BYTES, excerpt
 
@@ -138,7 +138,7 @@ def bucket_keys(ip16: pa.FixedSizeBinaryArray, port: pa.Array, transport: pa.Arr
     always gets the same key in any file or process (no salted ``hash()``).
     ``port`` and ``transport`` are accepted for the signature's sake and
     deliberately ignored."""
-    hi, lo = ip16_hilo(ip16)
+    hi, lo = ip16_to_hilo(ip16)
     is_v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
     net_hi = np.where(is_v4, np.uint64(0), hi & np.uint64(0xFFFF_FFFF_FFFF_0000))
     net_lo = np.where(is_v4, lo & np.uint64(0xFFFF_FFFF_FFFF_FF00), np.uint64(0))
@@ -175,7 +175,7 @@ _DETAIL = {
     QuarantineReason.INVALID_TRANSPORT.value: "transport is not tcp, udp, sctp or icmp",
     QuarantineReason.INVALID_TIMESTAMP.value: "timestamp outside 1990..2100",
     QuarantineReason.MALFORMED_RECORD.value: "status is not open, closed or no_response",
-    QuarantineReason.OVERSIZED_RECORD.value: f"banner longer than the limit",
+    QuarantineReason.OVERSIZED_RECORD.value: "banner longer than the limit",
 }
 
 

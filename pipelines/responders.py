@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.iputil import ip16_hilo
+from pipelines.iputil import ip16_to_hilo
 
 # Banner types that differ between two connections to the same machine.
 VOLATILE_BANNER_TYPES = ("http", "memcached")
@@ -54,7 +54,7 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
                     .append_column("host_open_ports", pa.array([], pa.int16())) \
                     .append_column("many_ports", pa.array([], pa.bool_()))
     is_open = pc.equal(clean.column("status"), "open").to_numpy(zero_copy_only=False)
-    hi, lo = ip16_hilo(clean.column("ip16").combine_chunks())
+    hi, lo = ip16_to_hilo(clean.column("ip16").combine_chunks())
 
     host_ports = _per_host_open_ports(hi, lo, is_open)
     sig = _signatures(clean)

@@ -50,7 +50,7 @@ def format_summary(manifest: dict, out: str) -> str:
         ssh = pc.map_lookup(table.column("banners"), "ssh", "first")
         ssh = ssh.filter(pc.is_valid(ssh))
         if len(ssh):
-            lines.append(f"  top SSH identification strings:")
+            lines.append("  top SSH identification strings:")
             vc = sorted(pc.value_counts(ssh).to_pylist(), key=lambda v: (-v["counts"], v["values"]))
             for v in vc[:TOP_SSH]:
                 lines.append(f"  {v['counts']:>9,} {v['values'].strip()!r}"[:110])

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from pipelines.iputil import ip16_hilo, ip16_to_text, parse_ips
+from pipelines.iputil import ip16_to_hilo, ip16_to_text, parse_ips
 
 
 def test_ipv4_ipv6_and_invalid():
@@ -42,10 +42,10 @@ def test_arbitrary_text_never_raises(s):
 
 def test_hilo_halves():
     p = parse_ips(pa.array(["1.2.3.4", "2001:db8::ff"]))
-    hi, lo = ip16_hilo(p.ip16)
+    hi, lo = ip16_to_hilo(p.ip16)
     assert hi.dtype == np.uint64
     assert int(lo[0]) == 0xFFFF01020304 and int(hi[0]) == 0
     assert (int(hi[1]) << 64 | int(lo[1])) == int(ipaddress.IPv6Address("2001:db8::ff"))
     # sliced arrays keep their offset
-    hi2, lo2 = ip16_hilo(p.ip16.slice(1))
+    hi2, lo2 = ip16_to_hilo(p.ip16.slice(1))
     assert int(lo2[0]) == int(lo[1])

@@ -1,5 +1,4 @@
 import numpy as np
-import pyarrow as pa
 
 from pipelines.normalize import Limits, normalize_batch
 from pipelines.schema import QuarantineReason as R
