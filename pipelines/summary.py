@@ -1,6 +1,7 @@
 """The short human summary ``portcensus run`` prints (operator-facing, not public)."""
 from __future__ import annotations
 
+import glob
 import os
 
 import pyarrow.compute as pc
@@ -16,8 +17,12 @@ def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
 
     The files carry week and port themselves; the hive folder names are only
     for pruning, so they are read with the same types as the columns."""
-    root = os.path.join(out, "clean", f"week={week}") if week else os.path.join(out, "clean")
-    return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
+    from pipelines.week import week_path
+    if week:
+        root = os.path.join(week_path(out, week), "clean")
+        return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
+    files = sorted(glob.glob(os.path.join(out, "week=*", "clean", "port=*", "*.parquet")))
+    return ds.dataset(files, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
 
 
 def format_summary(manifest: dict, out: str) -> str:
@@ -36,7 +41,8 @@ def format_summary(manifest: dict, out: str) -> str:
         if f["damaged"]:
             kinds = ", ".join(sorted({d["kind"] for d in f["damage"]}))
             lines.append(f"  damaged: {f['file']} ({kinds}); {f['accepted'] + f['merged']:,} records kept")
-    clean_dir = os.path.join(out, "clean", f"week={week}")
+    from pipelines.week import week_path
+    clean_dir = os.path.join(week_path(out, week), "clean")
     if os.path.isdir(clean_dir):
         table = clean_dataset(out, week).to_table(columns=["port", "transport", "status", "banners"])
         lines.append("  port/transport   open hosts   other")
@@ -54,5 +60,5 @@ def format_summary(manifest: dict, out: str) -> str:
             vc = sorted(pc.value_counts(ssh).to_pylist(), key=lambda v: (-v["counts"], v["values"]))
             for v in vc[:TOP_SSH]:
                 lines.append(f"  {v['counts']:>9,} {v['values'].strip()!r}"[:110])
-    lines.append(f"  outputs: {clean_dir}  and  {os.path.join(out, 'manifests', week + '.json')}")
+    lines.append(f"  outputs: {week_path(out, week)}/ (clean/, quarantine/, manifest.json)")
     return "\n".join(lines)

@@ -1,15 +1,16 @@
 """Process one week end to end: stage, run the Beam pipeline, verify the
-manifest, then publish the week's outputs by renaming them into place.
+manifest, then publish the week by swapping its folder into place.
 
-Output layout under ``out``::
+Output layout: one folder per week, replaced as a whole::
 
-    clean/week=<W>/port=<P>/part-<bucket>.parquet   one row per observation
-    quarantine/week=<W>/<source>.parquet            one row per refused record
-    manifests/<W>.json                              counts that prove the sum
+    OUT/week=<W>/manifest.json                   counts that prove the sum
+    OUT/week=<W>/clean/port=<P>/part-<B>.parquet one row per observation
+    OUT/week=<W>/quarantine/<source>.parquet     one row per refused record
 
-Nothing under ``clean/``, ``quarantine/`` or ``manifests/`` is touched until the
-pipeline has finished and its manifest's identity holds; a failed or killed
-run leaves the previous outputs as they were.
+Nothing under ``week=<W>`` is touched until the pipeline has finished and its
+manifest's identity holds; then ``pipelines.publish.swap_in`` exchanges the
+staged folder with the live one in one atomic step. A failed or killed run
+leaves the previous week exactly as it was.
 """
 from __future__ import annotations
 
@@ -20,10 +21,15 @@ import uuid
 
 from pipelines.config import RunConfig
 from pipelines.manifest import check_identity
+from pipelines.publish import recover, swap_in
 
 
 class RunError(Exception):
     """The pipeline failed; the message says where."""
+
+
+def week_path(out: str, week: str) -> str:
+    return os.path.join(out, f"week={week}")
 
 
 def staging_dir(out: str, week: str) -> str:
@@ -35,6 +41,8 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
     from pipelines.pipeline import run_pipeline
 
     os.makedirs(cfg.out, exist_ok=True)
+    live = week_path(cfg.out, cfg.week)
+    recover(live)
     staging = staging_dir(cfg.out, cfg.week)
     try:
         run_pipeline(cfg, staging, beam_args)
@@ -44,7 +52,7 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
         with open(manifest_path) as f:
             manifest = json.load(f)
         check_identity(manifest)
-        publish(staging, cfg.out, cfg.week)
+        swap_in(staging, live)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -58,34 +66,18 @@ def _remove_if_empty(path: str) -> None:
         pass  # not empty (another run's staging) or already gone
 
 
-def publish(staging: str, out: str, week: str) -> None:
-    """Swap the staged week into place, one rename per output folder.
-
-    Each swap is: live -> trash, staged -> live, delete trash. A crash between
-    the two renames leaves the old version in ``.trash`` (recoverable), never a
-    half-written folder under the live name."""
-    pairs = [
-        (os.path.join(staging, "clean", f"week={week}"), os.path.join(out, "clean", f"week={week}")),
-        (os.path.join(staging, "quarantine", f"week={week}"), os.path.join(out, "quarantine", f"week={week}")),
-        (os.path.join(staging, "manifest.json"), os.path.join(out, "manifests", f"{week}.json")),
-    ]
-    trash = os.path.join(out, ".trash", os.path.basename(staging))
-    os.makedirs(trash, exist_ok=True)
-    for i, (new, live) in enumerate(pairs):
-        os.makedirs(os.path.dirname(live), exist_ok=True)
-        # The old version goes even when the new run has nothing there (e.g. a
-        # repaired week with no quarantine left): the week is replaced whole.
-        if os.path.exists(live):
-            os.replace(live, os.path.join(trash, str(i)))
-        if os.path.exists(new):
-            os.replace(new, live)
-    shutil.rmtree(trash, ignore_errors=True)
-    _remove_if_empty(os.path.dirname(trash))
-
-
 def load_manifest(out: str, week: str) -> dict | None:
-    path = os.path.join(out, "manifests", f"{week}.json")
+    path = os.path.join(week_path(out, week), "manifest.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def published_weeks(out: str) -> list[str]:
+    """Weeks with a published manifest, oldest first."""
+    if not os.path.isdir(out):
+        return []
+    weeks = [d[len("week="):] for d in os.listdir(out)
+             if d.startswith("week=") and os.path.exists(os.path.join(out, d, "manifest.json"))]
+    return sorted(weeks)

@@ -1,7 +1,12 @@
 """Writers: clean Parquet, quarantine Parquet and the run manifest.
 
-All writes go through Beam's FileSystems under one output root (the CLI
-passes a staging folder and swaps it in when the run succeeded). File names
+All writes go through Beam's FileSystems under one root: the week's staging
+folder, which becomes ``OUT/week=W/`` when the run succeeded::
+
+    manifest.json
+    clean/port=<P>/part-<bucket>.parquet
+    quarantine/<source file>-<hash>.parquet
+ File names
 are derived from content keys (week, port, bucket, source file), never from
 worker ids or time, so a retried bundle rewrites the same file and the same
 inputs give the same files.
@@ -34,8 +39,8 @@ def write_parquet(table: pa.Table, path: str) -> None:
         pq.write_table(table, handle, **PARQUET_OPTS)
 
 
-def clean_path(root: str, week: str, port: int, bucket: int) -> str:
-    return FileSystems.join(root, "clean", f"week={week}", f"port={port}", f"part-{bucket:04d}.parquet")
+def clean_path(root: str, port: int, bucket: int) -> str:
+    return FileSystems.join(root, "clean", f"port={port}", f"part-{bucket:04d}.parquet")
 
 
 class _WriteCleanFn(beam.DoFn):
@@ -51,7 +56,7 @@ class _WriteCleanFn(beam.DoFn):
         counts = {}
         for port in np.unique(ports):
             part = table.filter(pc.equal(table.column("port"), pa.scalar(int(port), pa.uint16())))
-            write_parquet(part, clean_path(self.root, self.week, int(port), bucket))
+            write_parquet(part, clean_path(self.root, int(port), bucket))
             counts[str(int(port))] = part.num_rows
         yield {"rows": table.num_rows, "by_port": counts}
 
@@ -82,8 +87,7 @@ class _WriteQuarantineFn(beam.DoFn):
         table = pa.Table.from_batches(list(batches))
         table = table.sort_by([("source_offset", "ascending"), ("reason", "ascending"),
                                ("excerpt", "ascending")])
-        path = FileSystems.join(self.root, "quarantine", f"week={self.week}",
-                                _safe_name(source) + ".parquet")
+        path = FileSystems.join(self.root, "quarantine", _safe_name(source) + ".parquet")
         write_parquet(table, path)
         yield quarantine_counts(table.combine_chunks().to_batches()[0]) if table.num_rows else {}
 
