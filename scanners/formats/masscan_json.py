@@ -1,0 +1,436 @@
+"""masscan JSON readers: ndjson (``--output-format ndjson``, ``-oD``) and ``-oJ``.
+
+ndjson, one record per line (``src/out-ndjson.c``)::
+
+    {"ip":"198.18.0.2","timestamp":"1795566999","port":22,"proto":"tcp","rec_type":"status","data":{"status":"open","reason":"syn-ack","ttl":64}}
+    {"ip":"198.18.0.2","timestamp":"1795567004","port":22,"proto":"tcp","rec_type":"banner","data":{"service_name":"ssh","banner":"SSH-2.0-OpenSSH_9.2p1"}}
+
+``-oJ`` (``src/out-json.c``): ``[``, then one record per line separated by
+lines holding only ``,``, then ``]``. Older masscan wrote ``{...},`` with a
+trailing comma, no ``[``, and ended with the non-JSON line ``{finished: 1}``::
+
+    {   "ip": "198.18.0.3",   "timestamp": "1795566993", "ports": [ {"port": 80, "proto": "tcp", "status": "open", "reason": "syn-ack", "ttl": 64} ] }
+
+Fast path: blocks of a few MB go to ``pyarrow.json`` with an explicit schema;
+line offsets come from numpy over the block. A block pyarrow rejects is
+re-read line by line with ``json.loads`` so that one bad line costs only
+itself. Both paths produce the same flat table, checked once in ``_finish``.
+Banners are masscan's ``\\u00NN`` mojibake, decoded per distinct value.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from pipelines.schema import RAW_SCHEMA, TIMESTAMP, DamageKind, QuarantineReason as QR
+from scanners.base import EXCERPT_BYTES, MAX_BANNER_BYTES, MAX_RECORD_BYTES, ReadContext, constant
+from scanners.escapes import decode_column_latin1
+from scanners.registry import Format
+
+BLOCK_BYTES = 4 << 20
+# pyarrow refuses a line that straddles two of its own blocks, so every line we
+# pass (at most MAX_RECORD_BYTES) must fit in one. No threads: Beam already
+# runs one reader per core, and measured on 4 MB blocks threads gained nothing.
+_PA_READ = pj.ReadOptions(block_size=2 * MAX_RECORD_BYTES + 4096, use_threads=False)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+_S, _I = pa.string(), pa.int64()
+_NDJSON_SCHEMA = pa.schema([
+    ("ip", _S), ("timestamp", _S), ("port", _I), ("proto", _S), ("rec_type", _S),
+    ("data", pa.struct([("status", _S), ("reason", _S), ("ttl", _I),
+                        ("service_name", _S), ("banner", _S)])),
+])
+_OJ_SCHEMA = pa.schema([
+    ("ip", _S), ("timestamp", _S),
+    ("ports", pa.list_(pa.struct([
+        ("port", _I), ("proto", _S), ("status", _S), ("reason", _S), ("ttl", _I),
+        ("service", pa.struct([("name", _S), ("banner", _S)]))]))),
+])
+_FLAT = pa.schema([("ip", _S), ("ts", _S), ("port", _I), ("proto", _S), ("kind", _S),
+                   ("status", _S), ("reason", _S), ("ttl", _I), ("service", _S), ("banner", _S)])
+
+_FOOTER = re.compile(rb"^\{\s*finished\s*:\s*1\s*\}$")
+_NDJSON_LINE = re.compile(
+    rb'^\{"ip":"[^"]*","timestamp":"[^"]*","port":\d+,"proto":"[^"]*","rec_type":"')
+_OJ_LINE = re.compile(rb'^\{\s*"ip":\s*"[^"]*",\s*(?:"timestamp":\s*"[^"]*",\s*)?"ports":\s*\[')
+_TS = r"^-?[0-9]{1,12}$"  # epoch seconds; 12 digits keep *1e6 inside int64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _Bad(Exception):
+    """One record is unusable: (reason, fixed-form detail)."""
+
+
+# -- sniffing ------------------------------------------------------------------
+
+def _head_lines(head: bytes, n: int = 8) -> list[bytes]:
+    return [ln.strip() for ln in head.split(b"\n")[:64] if ln.strip()][:n]
+
+
+def sniff_ndjson(head: bytes) -> bool:
+    return any(_NDJSON_LINE.match(ln) for ln in _head_lines(head))
+
+
+def sniff_json(head: bytes) -> bool:
+    lines = _head_lines(head, 2)
+    if not lines:
+        return False
+    if lines[0] == b"[":
+        # masscan writes '[' on open, so '[' alone or '[' ']' is a scan with no results
+        return len(lines) == 1 or lines[1] == b"]" or bool(_OJ_LINE.match(lines[1]))
+    return bool(_OJ_LINE.match(lines[0]) or _FOOTER.match(lines[0]))
+
+
+# -- reading -------------------------------------------------------------------
+
+def read_ndjson(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    """RAW_SCHEMA batches from masscan ndjson (``-oD`` / ``--output-format ndjson``)."""
+    yield from _read(chunks, ctx, oj=False)
+
+
+def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
+    """RAW_SCHEMA batches from masscan ``-oJ`` (any version's layout)."""
+    yield from _read(chunks, ctx, oj=True)
+
+
+def _read(chunks, ctx: ReadContext, oj: bool) -> Iterator[pa.RecordBatch]:
+    state = {"started": False, "footer": False, "end": 0}
+    pending: list[pa.RecordBatch] = []
+    for base, block, partial in _blocks(chunks, ctx):
+        state["end"] = base + len(block)
+        batch = _read_block(base, block, partial, ctx, oj, state)
+        if batch is not None and batch.num_rows:
+            pending.append(batch)
+            yield from _rebatch(pending, ctx.batch_rows, final=False)
+    yield from _rebatch(pending, ctx.batch_rows, final=True)
+    if oj:
+        ctx.facts["footer"] = state["footer"]
+        if state["started"] and not state["footer"]:
+            ctx.damage(DamageKind.MISSING_FOOTER, state["end"],
+                       "masscan -oJ output ends without ']' or '{finished: 1}'")
+
+
+def _rebatch(pending: list, rows: int, final: bool) -> Iterator[pa.RecordBatch]:
+    """Re-cut the pending per-block batches into batches of ``rows`` rows."""
+    total = sum(b.num_rows for b in pending)
+    if total == 0 or (total < rows and not final):
+        return
+    table = pa.Table.from_batches(pending, RAW_SCHEMA).combine_chunks()
+    pending.clear()
+    batches = table.to_batches(max_chunksize=rows)
+    if not final and batches[-1].num_rows < rows:
+        pending.append(batches.pop())
+    yield from batches
+
+
+def _blocks(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, block, partial): blocks of whole ``\\n``-terminated lines of about
+    BLOCK_BYTES, then the final line without newline (partial=True), if any.
+    A line that grows past MAX_RECORD_BYTES without a newline is quarantined
+    as oversized and skipped, so memory stays bounded on hostile input."""
+    pending: list[bytes] = []
+    size = base = 0
+    skipping = False
+    for chunk in chunks:
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                base += len(chunk)
+                continue
+            base += nl + 1
+            chunk = chunk[nl + 1:]
+            skipping = False
+        if not chunk:
+            continue
+        pending.append(chunk)
+        size += len(chunk)
+        if size < BLOCK_BYTES:
+            continue
+        data = b"".join(pending)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and size <= MAX_RECORD_BYTES:
+            pending = [data]   # one long line, still within the limit
+            continue
+        if cut == 0:
+            ctx.quarantine(base, QR.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes",
+                           data[:EXCERPT_BYTES])
+            base += len(data)
+            pending, size, skipping = [], 0, True
+            continue
+        yield base, data[:cut], False
+        base += cut
+        pending = [data[cut:]] if cut < len(data) else []
+        size = len(data) - cut
+    if skipping:
+        return
+    data = b"".join(pending)
+    cut = data.rfind(b"\n") + 1
+    if cut:
+        yield base, data[:cut], False
+    if cut < len(data):
+        yield base + cut, data[cut:], True
+
+
+def _classify(line: bytes) -> str:
+    """blank / open ('[' or ',') / footer (']', '{finished: 1}') / record / junk."""
+    s = line.strip()
+    if s in (b"", b"[", b","):
+        return "open" if s else "blank"
+    if s == b"]" or _FOOTER.match(s):
+        return "footer"
+    return "record" if s.startswith(b"{") else "junk"
+
+
+def _read_block(base: int, block: bytes, partial: bool, ctx: ReadContext, oj: bool,
+                state: dict) -> pa.RecordBatch | None:
+    arr = np.frombuffer(block, np.uint8)
+    if partial:
+        starts = np.zeros(1, np.int64)
+        ends = np.array([len(block)], np.int64)
+    else:
+        ends = np.flatnonzero(arr == 10)
+        starts = np.empty_like(ends)
+        starts[:1] = 0
+        starts[1:] = ends[:-1] + 1
+    length = ends - starts
+    first = arr[np.minimum(starts, len(arr) - 1)]
+    second = arr[np.minimum(starts + 1, len(arr) - 1)]
+    rec = (length > 0) & (first == 0x7B) & (second != ord("f"))  # '{', not '{finished'
+    skel = (length == 1) & (first == 0x2C)                        # ',' between -oJ records
+    blank = length == 0
+    # Everything else (rare: '[', ']', '{finished: 1}', CR/space-led lines,
+    # junk, oversized) is decided line by line.
+    odd = np.flatnonzero(~(rec | skel | blank) | (length > MAX_RECORD_BYTES))
+    for i in odd.tolist():
+        s, e = int(starts[i]), int(ends[i])
+        if e - s > MAX_RECORD_BYTES:
+            rec[i] = False
+            ctx.quarantine(base + s, QR.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes",
+                           block[s:s + EXCERPT_BYTES])
+            continue
+        kind = _classify(block[s:e])
+        rec[i] = kind == "record"
+        if kind == "junk":
+            if partial:
+                _truncated(ctx, base + s, block[s:s + EXCERPT_BYTES])
+            else:
+                ctx.quarantine(base + s, QR.MALFORMED_RECORD, "line is not a JSON object",
+                               block[s:s + EXCERPT_BYTES])
+        elif kind == "blank":
+            blank[i] = True
+    # -oJ footer: is the last non-blank line ']' / '{finished: 1}'?
+    significant = np.flatnonzero(~blank)
+    if len(significant):
+        state["started"] = True
+        i = int(significant[-1])
+        state["footer"] = _classify(block[int(starts[i]):int(ends[i])]) == "footer"
+    idx = np.flatnonzero(rec)
+    if not len(idx):
+        return None
+    if partial:
+        return _slow(base, block, idx, starts, ends, ctx, oj, partial=True)
+    flat = _fast(arr, block, idx, starts, ends, rec, oj)
+    if flat is None:
+        return _slow(base, block, idx, starts, ends, ctx, oj, partial=False)
+    return _finish(flat, idx, base, block, starts, ends, ctx)
+
+
+def _fast(arr, block, idx, starts, ends, rec, oj: bool) -> pa.Table | None:
+    """Flat table of the record lines ``idx`` parsed by pyarrow, or None if
+    pyarrow rejects the block (then the slow path decides line by line)."""
+    stripped = ends.copy()
+    cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 0x0D)
+    stripped[cr] -= 1
+    comma = rec & (stripped > starts) & (arr[np.maximum(stripped - 1, 0)] == 0x2C)
+    data = block
+    if comma.any() or len(idx) != len(starts):
+        buf = arr.copy()
+        buf[stripped[comma] - 1] = 0x20   # old -oJ '{...},' -> '{...} '
+        keep = np.repeat(rec, ends - starts + 1)[:len(buf)]
+        data = buf[keep].tobytes()
+    opts = pj.ParseOptions(explicit_schema=_OJ_SCHEMA if oj else _NDJSON_SCHEMA,
+                           unexpected_field_behavior="ignore")
+    try:
+        t = pj.read_json(pa.BufferReader(data), read_options=_PA_READ, parse_options=opts)
+        # pyarrow does not check UTF-8 inside strings; a file with invalid
+        # bytes is damaged and must go the careful way.
+        t.validate(full=True)
+    except pa.ArrowException:
+        return None
+    if t.num_rows != len(idx):  # e.g. two objects on one line
+        return None
+    if not oj:
+        d = t["data"]
+        cols = [t["ip"], t["timestamp"], t["port"], t["proto"], t["rec_type"]] + [
+            pc.struct_field(d, f) for f in ("status", "reason", "ttl", "service_name", "banner")]
+        return pa.Table.from_arrays(cols, schema=_FLAT)
+    ports = t["ports"].combine_chunks()
+    if ports.null_count or pc.min_max(pc.list_value_length(ports)).as_py() != {"min": 1, "max": 1}:
+        return None  # masscan writes exactly one port per record; others go slow
+    p = pc.list_flatten(ports)
+    svc = pc.struct_field(p, "service")
+    kind = pc.if_else(svc.is_valid(), "banner", "status")
+    cols = [t["ip"].combine_chunks(), t["timestamp"].combine_chunks()] + [
+        pc.struct_field(p, f) for f in ("port", "proto")] + [kind] + [
+        pc.struct_field(p, f) for f in ("status", "reason", "ttl")] + [
+        pc.struct_field(svc, "name"), pc.struct_field(svc, "banner")]
+    return pa.Table.from_arrays(cols, schema=_FLAT)
+
+
+def _slow(base, block, idx, starts, ends, ctx, oj: bool, partial: bool) -> pa.RecordBatch | None:
+    """The record lines ``idx`` one by one with json.loads: only bad lines are lost."""
+    rows, row_line = [], []
+    for i in idx.tolist():
+        s, e = int(starts[i]), int(ends[i])
+        try:
+            got = _py_rows(block[s:e], oj)
+        except _Bad as bad:
+            if partial:
+                _truncated(ctx, base + s, block[s:s + EXCERPT_BYTES])
+            else:
+                ctx.quarantine(base + s, bad.args[0], bad.args[1], block[s:s + EXCERPT_BYTES])
+            continue
+        rows.extend(got)
+        row_line.extend([i] * len(got))
+    if not rows:
+        return None
+    flat = pa.Table.from_pylist([dict(zip(_FLAT.names, r)) for r in rows], schema=_FLAT)
+    return _finish(flat, np.array(row_line, np.int64), base, block, starts, ends, ctx)
+
+
+def _truncated(ctx, offset, data) -> None:
+    ctx.quarantine(offset, QR.TRUNCATED_RECORD, "last line cut off", data)
+    ctx.damage(DamageKind.PARTIAL_LAST_RECORD, offset, "file ends inside a record")
+
+
+# -- one line, the careful way -------------------------------------------------
+
+def _py_rows(line: bytes, oj: bool) -> list[tuple]:
+    """Flat rows of one record line, with the types pyarrow's schema enforces."""
+    text = line.strip()
+    try:
+        obj = json.loads(text[:-1] if text.endswith(b",") else text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise _Bad(QR.MALFORMED_RECORD, "not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise _Bad(QR.MALFORMED_RECORD, "not a JSON object")
+    ts = obj.get("timestamp")
+    # masscan writes a string; a number is just as clear
+    ts = str(ts) if type(ts) is int else _get(obj, "timestamp", str, QR.INVALID_TIMESTAMP)
+    ip = _get(obj, "ip", str, QR.INVALID_IP)
+    if not oj:
+        d = _get(obj, "data", dict) or {}
+        return [(ip, ts, _get(obj, "port", int, QR.INVALID_PORT), _get(obj, "proto", str, QR.INVALID_TRANSPORT),
+                 _get(obj, "rec_type", str), _get(d, "status", str), _get(d, "reason", str),
+                 _get(d, "ttl", int), _get(d, "service_name", str), _get(d, "banner", str))]
+    ports = obj.get("ports")
+    ports = [None] if ports in (None, []) else ports  # no port: one row, MISSING_FIELD in _finish
+    if not isinstance(ports, list):
+        raise _Bad(QR.MALFORMED_RECORD, "ports is not a list")
+    out = []
+    for p in ports:
+        p = {} if p is None else p
+        if not isinstance(p, dict):
+            raise _Bad(QR.MALFORMED_RECORD, "ports entry is not an object")
+        svc = _get(p, "service", dict)
+        out.append((ip, ts, _get(p, "port", int, QR.INVALID_PORT), _get(p, "proto", str, QR.INVALID_TRANSPORT),
+                    "status" if svc is None else "banner", _get(p, "status", str), _get(p, "reason", str),
+                    _get(p, "ttl", int), _get(svc or {}, "name", str), _get(svc or {}, "banner", str)))
+    return out
+
+
+def _get(obj: dict, key: str, typ: type, reason: QR = QR.MALFORMED_RECORD):
+    """obj[key] if it is null/absent or of a type pyarrow would have accepted."""
+    v = obj.get(key)
+    if v is None:
+        return None
+    if typ is int:
+        ok = type(v) is int and _INT64[0] <= v <= _INT64[1]
+    elif typ is str:  # a lone surrogate ("\ud800") is not valid Unicode text
+        ok = isinstance(v, str) and (v.isascii() or not _SURROGATE.search(v))
+    else:
+        ok = isinstance(v, typ)
+    if not ok:
+        raise _Bad(reason, f"{key} has the wrong JSON type or range")
+    return v
+
+
+# -- checks shared by both paths ---------------------------------------------
+
+def _np(a) -> np.ndarray:
+    return np.asarray(pc.fill_null(a, False).to_numpy(zero_copy_only=False), bool)
+
+
+def _finish(flat: pa.Table, row_line: np.ndarray, base: int, block: bytes, starts, ends,
+            ctx: ReadContext) -> pa.RecordBatch | None:
+    """Quarantine the flat rows that fail a check; RAW_SCHEMA batch of the rest."""
+    c = {n: flat[n].combine_chunks() for n in _FLAT.names}
+    is_banner = pc.equal(c["kind"], "banner")
+    is_status = pc.equal(c["kind"], "status")
+    banner = decode_column_latin1(pc.if_else(is_banner, c["banner"], pa.scalar(None, _S)))
+    ts_ok = pc.match_substring_regex(c["ts"], _TS)
+    ttl, port, nul = c["ttl"], c["port"], pc.is_null
+    checks = [  # first failing check wins
+        (QR.MISSING_FIELD, "missing ip", nul(c["ip"])),
+        (QR.MISSING_FIELD, "missing port", nul(port)),
+        (QR.MISSING_FIELD, "missing proto", nul(c["proto"])),
+        (QR.MISSING_FIELD, "missing rec_type", nul(c["kind"])),
+        (QR.UNKNOWN_RECORD_TYPE, "rec_type is neither status nor banner", pc.invert(pc.or_(is_banner, is_status))),
+        (QR.INVALID_PORT, "port outside 0..65535", pc.or_(pc.less(port, 0), pc.greater(port, 65535))),
+        (QR.INVALID_TIMESTAMP, "timestamp is not epoch seconds", pc.invert(ts_ok)),
+        (QR.MISSING_FIELD, "missing status", pc.and_(is_status, nul(c["status"]))),
+        (QR.MALFORMED_RECORD, "ttl out of range",
+         pc.and_(is_status, pc.or_(pc.less(ttl, _INT32[0]), pc.greater(ttl, _INT32[1])))),
+        (QR.MISSING_FIELD, "missing service name", pc.and_(is_banner, nul(c["service"]))),
+        (QR.MISSING_FIELD, "missing banner", pc.and_(is_banner, nul(c["banner"]))),
+        (QR.OVERSIZED_RECORD, f"banner longer than {MAX_BANNER_BYTES} bytes",
+         pc.greater(pc.binary_length(banner), MAX_BANNER_BYTES)),
+    ]
+    code = np.zeros(flat.num_rows, np.int8)
+    for k, (_, _, mask) in enumerate(checks, 1):
+        code[(code == 0) & _np(mask)] = k
+    for r in np.flatnonzero(code).tolist():
+        reason, detail, _ = checks[code[r] - 1]
+        s = int(starts[row_line[r]])
+        ctx.quarantine(base + s, reason, detail, block[s:min(int(ends[row_line[r]]), s + EXCERPT_BYTES)])
+    good = code == 0
+    n = int(good.sum())
+    if n == 0:
+        return None
+    keep = None if n == len(good) else pa.array(good)
+    null_s, null_i = pa.scalar(None, _S), pa.scalar(None, _I)
+
+    def g(a):
+        return a if keep is None else pc.filter(a, keep)
+
+    seconds = pc.cast(g(pc.if_else(ts_ok, c["ts"], "0")), _I)
+    cols = {
+        "ip": g(c["ip"]),
+        "port": pc.cast(g(c["port"]), pa.int32()),
+        "transport": g(c["proto"]),
+        "status": g(pc.if_else(is_status, c["status"], null_s)),
+        "reason": g(pc.if_else(is_status, c["reason"], null_s)),
+        "ttl": pc.cast(g(pc.if_else(is_status, ttl, null_i)), pa.int32()),
+        "timestamp": pc.cast(pc.multiply(seconds, 1_000_000), TIMESTAMP),
+        "service": g(pc.if_else(is_banner, c["service"], null_s)),
+        "banner": g(banner),
+        "tool": constant("masscan", n),
+        "tool_version": constant(ctx.facts.get("tool_version"), n),
+        "source_file": constant(ctx.source, n),
+        "source_offset": pa.array(base + starts[row_line[good]], pa.int64()),
+    }
+    ctx.records_read += n
+    return pa.RecordBatch.from_arrays([cols[f] for f in RAW_SCHEMA.names], schema=RAW_SCHEMA)
+
+
+FORMATS = (
+    Format("masscan-ndjson", "masscan", sniff_ndjson, read_ndjson),
+    Format("masscan-json", "masscan", sniff_json, read_json),
+)
