@@ -1,8 +1,10 @@
 """``portcensus`` command line: the only place that turns exceptions into
 one-line messages and exit codes (the library raises, the CLI translates).
 
-Exit codes: 0 ok, 1 failed, 2 usage or configuration error,
-3 processed but some input files were damaged (their intact records are in).
+Exit codes (also in ``portcensus --help`` and the README):
+  0 ok; 1 failed; 2 usage or configuration error;
+  3 done and published, but some input files were damaged (their intact records are in);
+  4 another portcensus run holds the lock (nothing was done).
 """
 from __future__ import annotations
 
@@ -10,77 +12,32 @@ import argparse
 import logging
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
+from pipelines import cli_ops
+from pipelines.cli_ops import EXIT_BUSY, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401
 
-BEAM_HELP = """\
-Beam options: any other --flag is handed to Apache Beam, e.g.
-  --runner FnApiRunner            in-process runner (the default)
-  --runner DirectRunner --direct_running_mode multi_processing --direct_num_workers 2
-                                  use 2 worker processes
-  --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
-                                  a dask.distributed cluster (docs/SCALING.md)
-direct_running_mode=multi_threading is refused: it silently lost rows here.
-"""
+EPILOG = """\
+exit codes: 0 ok, 1 failed, 2 usage or configuration error,
+            3 published but some inputs were damaged, 4 another run holds the lock.
+'portcensus COMMAND --help' explains each command."""
+
+# Modules that add subcommands: add_parsers(subparsers) and dispatch(args[, extra]).
+COMMAND_MODULES = ("pipelines.cli_ops",)
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    from pipelines import config as c
-    from pipelines.responders import ResponderThresholds
-    p.add_argument("--week", required=True, help="ISO week to process, e.g. 2013-W37")
-    p.add_argument("--raw", default=c.DEFAULT_RAW,
-                   help=f"raw data root; the week's files are read from RAW/WEEK/** (default: {c.DEFAULT_RAW})")
-    p.add_argument("--out", default=c.DEFAULT_OUT,
-                   help=f"output root for clean/, quarantine/ and manifests/ (default: {c.DEFAULT_OUT})")
-    p.add_argument("--exclude", metavar="FILE",
-                   help="opt-out list in masscan --excludefile syntax; matching records are counted as "
-                        "excluded and never kept")
-    p.add_argument("--buckets", type=int, default=c.DEFAULT_BUCKETS,
-                   help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
-    p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
-                   help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
-    p.add_argument("--geoip-country-db", metavar="MMDB", default=c.DEFAULT_COUNTRY_DB,
-                   help="country database: GeoLite2/GeoIP2 Country or City, or DB-IP Country/City Lite "
-                        "(.mmdb or .mmdb.xz; default: the embedded DB-IP Lite)")
-    p.add_argument("--geoip-asn-db", metavar="MMDB", default=c.DEFAULT_ASN_DB,
-                   help="ASN database: GeoLite2-ASN, GeoIP2-ISP or DB-IP ASN Lite (default: embedded DB-IP Lite)")
-    p.add_argument("--geoip-cache", metavar="DIR", default=c.DEFAULT_GEOIP_CACHE,
-                   help="where decompressed databases and their lookup tables are cached")
-    p.add_argument("--responder-min-hosts", type=int, default=ResponderThresholds.min_hosts,
-                   help="addresses of one /24 or /48 with identical answers on a port before they count "
-                        f"as one suspected responder (default: {ResponderThresholds.min_hosts})")
-    p.add_argument("--responder-min-share", type=float, default=ResponderThresholds.min_share,
-                   help="...and the share of that network's responders they must be "
-                        f"(default: {ResponderThresholds.min_share})")
-    p.add_argument("--many-ports", type=int, default=ResponderThresholds.many_ports,
-                   help="flag addresses open on at least this many ports "
-                        f"(default: {ResponderThresholds.many_ports})")
-    p.add_argument("--config", metavar="TOML",
-                   help="read defaults for these flags from a TOML file (keys as the flags, with "
-                        "underscores: week, raw, out, exclude, geoip_country_db, ...); flags win")
-    p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
+def _modules():
+    import importlib
+    return [importlib.import_module(m) for m in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="portcensus",
-        description="Turn raw masscan/zmap/zgrab2 output into clean, accounted weekly data.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit codes: 0 ok, 1 failed, 2 usage/config error, 3 done but inputs were damaged.")
+        prog="portcensus", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Raw masscan/zmap/zgrab2 output in; clean, accounted weekly data and an "
+                    "anonymized public report out.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    run = sub.add_parser(
-        "run", help="process one week: read, validate, deduplicate, write Parquet + manifest",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=BEAM_HELP,
-        description="Process one week of raw scanner files into clean Parquet, a quarantine and a "
-                    "manifest whose counts prove read = accepted + quarantined + excluded + merged.")
-    _add_run_args(run)
-
-    demo = sub.add_parser("demo", help="write the synthetic demo week (real scanner formats)")
-    demo.add_argument("--raw", default="data/raw", help="raw data root (default: data/raw)")
-    demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
-    demo.add_argument("--seed", type=int, default=2013, help="random seed (default: 2013)")
-    demo.add_argument("--force", action="store_true", help="rewrite the week even if it exists")
+    for mod in _modules():
+        mod.add_parsers(sub)
     return parser
 
 
@@ -94,21 +51,54 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"portcensus: --config {args.config}: {_one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_beam_noise)
+    if not logging.getLogger().handlers:
+        from pipelines.logs import setup_logging
+        setup_logging(None)
     try:
-        if args.command == "run":
-            return _run(args, extra)
-        if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        if args.command == "demo":
-            return _demo(args)
+        for mod in _modules():
+            code = _call(mod.dispatch, args, extra)
+            if code is not None:
+                return code
     except KeyboardInterrupt:
         print("portcensus: interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 -- the CLI edge: one line, never a traceback
+        code, message = translate(exc)
+        logging.getLogger("portcensus").error(message, exc_info=code == EXIT_FAILED)
+        if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
+                   for h in logging.getLogger().handlers):
+            print(f"portcensus: {message}", file=sys.stderr)
+        return code
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _call(fn, args, extra):
+    import inspect
+    return fn(args, extra) if len(inspect.signature(fn).parameters) == 2 else (
+        fn(args) if not extra else _unrecognized(args, extra))
+
+
+def _unrecognized(args, extra) -> int:
+    print(f"portcensus {args.command}: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def translate(exc: BaseException) -> tuple[int, str]:
+    """Domain exception -> (exit code, one-line message)."""
+    from pipelines.config import ConfigError
+    from pipelines.discover import DiscoveryError
+    from pipelines.geoip import GeoIPError
+    from pipelines.lock import LockBusy
+    from pipelines.manifest import IdentityError
+    from pipelines.optout import OptOutError
+    if isinstance(exc, LockBusy):
+        return EXIT_BUSY, str(exc)
+    if isinstance(exc, (ConfigError, DiscoveryError, GeoIPError, OptOutError)):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, IdentityError):
+        return EXIT_FAILED, str(exc)
+    return EXIT_FAILED, f"failed: {_one_line(exc)}"
 
 
 def _with_config_file(parser, argv, command, path):
@@ -126,69 +116,6 @@ def _with_config_file(parser, argv, command, path):
         if action.dest in values:
             action.required = False
     return parser.parse_known_args(argv)
-
-
-def beam_args_for(extra: list[str]) -> list[str]:
-    """Beam flags with our defaults: the in-process runner unless one is named."""
-    from pipelines.config import ConfigError
-    joined = " ".join(extra)
-    if "multi_threading" in joined:
-        raise ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
-                          "in our tests; use in_memory (default) or multi_processing")
-    if not any(a == "--runner" or a.startswith("--runner=") for a in extra):
-        extra = ["--runner=FnApiRunner"] + extra
-    return extra
-
-
-def _run(args, extra: list[str]) -> int:
-    from pipelines.config import ConfigError, RunConfig
-    from pipelines.discover import DiscoveryError
-    from pipelines.manifest import IdentityError
-    from pipelines.responders import ResponderThresholds
-    from pipelines.summary import format_summary
-    from pipelines.week import process_week
-
-    try:
-        cfg = RunConfig(
-            week=args.week, raw=args.raw, out=args.out, exclude=args.exclude,
-            buckets=args.buckets, batch_rows=args.batch_rows,
-            responders=ResponderThresholds(args.responder_min_hosts, args.responder_min_share,
-                                           args.many_ports),
-            country_db=args.geoip_country_db or None, asn_db=args.geoip_asn_db or None,
-            geoip_cache=args.geoip_cache).validate()
-        beam_args = beam_args_for(extra)
-        manifest = process_week(cfg, beam_args)
-        summary = None if args.quiet else format_summary(manifest, cfg.out)
-    except (ConfigError, DiscoveryError) as exc:
-        print(f"portcensus: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except IdentityError as exc:
-        print(f"portcensus: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # noqa: BLE001 -- the CLI edge: one line, never a traceback
-        logging.getLogger("portcensus").debug("run failed", exc_info=True)
-        print(f"portcensus: run failed: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
-    if summary:
-        print(summary)
-    return EXIT_DAMAGED if manifest["files_damaged"] else EXIT_OK
-
-
-def _demo(args) -> int:
-    import os
-    from scanners.synth.demo import write_demo_week
-    target = os.path.join(args.raw, args.week)
-    if os.path.isdir(target) and os.listdir(target) and not args.force:
-        print(f"demo week already present in {target} (use --force to rewrite)")
-        return EXIT_OK
-    truth = write_demo_week(args.raw, args.week, args.seed)
-    print(f"wrote demo week {args.week} to {target}: {len(truth.get('files', {}))} files")
-    return EXIT_OK
-
-
-def _drop_beam_noise(record: logging.LogRecord) -> bool:
-    # Beam warns at import time about Google Cloud client libraries we do not use.
-    return "apitools not found" not in record.getMessage()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -78,6 +78,7 @@ class RunConfig:
         """What the manifest records about how the week was processed (no clock)."""
         info = {
             "pipeline_version": PIPELINE_VERSION,
+            "code_sha256": _code(),
             "buckets": self.buckets,
             "max_banner_bytes": self.limits.max_banner_bytes,
             "exclude_file": os.path.basename(self.exclude) if self.exclude else None,
@@ -116,3 +117,8 @@ def _geoip_info(country: str | None, asn: str | None, cache: str) -> dict:
             info["file"] = os.path.basename(path)
             out[role] = info
     return out
+
+
+def _code() -> str:
+    from pipelines.state import code_fingerprint
+    return code_fingerprint()

@@ -1,0 +1,214 @@
+"""Subcommands that process weeks: run, reprocess, weekly, status, verify, demo.
+
+Each handler returns an exit code; exceptions go up to ``pipelines.cli``,
+which turns them into one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from pipelines import config as c
+from pipelines.responders import ResponderThresholds
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED, EXIT_BUSY = 0, 1, 2, 3, 4
+
+BEAM_HELP = """\
+Beam options: any other --flag is handed to Apache Beam, e.g.
+  --runner FnApiRunner            in-process runner (the default)
+  --runner DirectRunner --direct_running_mode multi_processing --direct_num_workers 2
+                                  use 2 worker processes
+  --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
+                                  a dask.distributed cluster (docs/SCALING.md)
+direct_running_mode=multi_threading is refused: it silently lost rows here.
+"""
+
+
+def add_data_args(p: argparse.ArgumentParser, week: str | None) -> None:
+    """Flags shared by every command that reads raw data or writes outputs."""
+    if week == "required":
+        p.add_argument("--week", required=True, help="ISO week, e.g. 2013-W37")
+    p.add_argument("--raw", default=c.DEFAULT_RAW,
+                   help=f"raw data root; a week's files are RAW/WEEK/** (default: {c.DEFAULT_RAW})")
+    p.add_argument("--out", default=c.DEFAULT_OUT,
+                   help=f"output root; each week is OUT/week=WEEK/ (default: {c.DEFAULT_OUT})")
+    p.add_argument("--exclude", metavar="FILE",
+                   help="opt-out list in masscan --excludefile syntax; matching records are counted as "
+                        "excluded, never kept")
+    p.add_argument("--geoip-country-db", metavar="MMDB", default=c.DEFAULT_COUNTRY_DB,
+                   help="country database: GeoLite2/GeoIP2 Country or City, or DB-IP Country/City Lite "
+                        "(.mmdb or .mmdb.xz; default: the embedded DB-IP Lite)")
+    p.add_argument("--geoip-asn-db", metavar="MMDB", default=c.DEFAULT_ASN_DB,
+                   help="ASN database: GeoLite2-ASN, GeoIP2-ISP or DB-IP ASN Lite (default: embedded DB-IP Lite)")
+    p.add_argument("--geoip-cache", metavar="DIR", default=c.DEFAULT_GEOIP_CACHE,
+                   help="where decompressed databases and their lookup tables are cached")
+    p.add_argument("--config", metavar="TOML",
+                   help="defaults for these flags from a TOML file (keys as the flags with underscores: "
+                        "raw, out, exclude, geoip_country_db, ...); command-line flags win")
+
+
+def add_processing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--buckets", type=int, default=c.DEFAULT_BUCKETS,
+                   help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
+    p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
+                   help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
+    th = ResponderThresholds
+    p.add_argument("--responder-min-hosts", type=int, default=th.min_hosts,
+                   help="addresses of one /24 or /48 with identical answers on a port before they count "
+                        f"as one suspected responder (default: {th.min_hosts})")
+    p.add_argument("--responder-min-share", type=float, default=th.min_share,
+                   help=f"...and the share of that network's responders they must be (default: {th.min_share})")
+    p.add_argument("--many-ports", type=int, default=th.many_ports,
+                   help=f"flag addresses open on at least this many ports (default: {th.many_ports})")
+    p.add_argument("--force", action="store_true",
+                   help="process even if inputs, opt-outs, GeoIP data and code are unchanged")
+    p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
+    p.add_argument("--verbose", action="store_true", help="log progress to stderr too")
+
+
+def add_parsers(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser("run", formatter_class=fmt, epilog=BEAM_HELP,
+                         help="process and publish one week (skipped if nothing changed)",
+                         description="Read, validate, deduplicate and enrich one week of raw scanner files; "
+                                     "publish clean Parquet, quarantine and a manifest proving "
+                                     "read = accepted + quarantined + excluded + merged.")
+    add_data_args(run, "required")
+    add_processing_args(run)
+    rep = sub.add_parser("reprocess", formatter_class=fmt, epilog=BEAM_HELP,
+                         help="redo one week after its raw files were repaired (always runs)",
+                         description="Like run --force: replaces only this week's outputs.")
+    add_data_args(rep, "required")
+    add_processing_args(rep)
+    wk = sub.add_parser("weekly", formatter_class=fmt, epilog=BEAM_HELP,
+                        help="the cron entry: process every week whose inputs are new or changed",
+                        description="Process every week under RAW whose inputs, the opt-out list, the GeoIP "
+                                    "data or the code changed since it was published. Exits 0 at once "
+                                    "when nothing changed.")
+    add_data_args(wk, None)
+    add_processing_args(wk)
+    st = sub.add_parser("status", help="every known week: checksums, last run, what changed",
+                        description="List every week under RAW or OUT with its input checksums, last run, "
+                                    "quarantine rate, coverage and whether it is out of date.")
+    add_data_args(st, None)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    ver = sub.add_parser("verify", help="pre-flight a week's raw files without running the pipeline",
+                         description="Sniff format and compression, check compression integrity and footers, "
+                                     "count records and list damaged ranges. Writes nothing.")
+    ver.add_argument("--week", required=True, help="ISO week, e.g. 2013-W37")
+    ver.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
+    ver.add_argument("--json", action="store_true", help="machine-readable output")
+    demo = sub.add_parser("demo", help="write the synthetic demo week (real scanner formats)")
+    demo.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
+    demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
+    demo.add_argument("--seed", type=int, default=2013, help="random seed (default: 2013)")
+    demo.add_argument("--force", action="store_true", help="rewrite the week even if it exists")
+
+
+def beam_args_for(extra: list[str]) -> list[str]:
+    """Beam flags with our defaults: the in-process runner unless one is named."""
+    if "multi_threading" in " ".join(extra):
+        raise c.ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
+                            "in our tests; use in_memory (default) or multi_processing")
+    if not any(a == "--runner" or a.startswith("--runner=") for a in extra):
+        extra = ["--runner=FnApiRunner"] + extra
+    return extra
+
+
+def config_from(args, week: str | None = None) -> c.RunConfig:
+    return c.RunConfig(
+        week=week or getattr(args, "week", None) or "2000-W01", raw=args.raw, out=args.out,
+        exclude=args.exclude,
+        buckets=getattr(args, "buckets", c.DEFAULT_BUCKETS),
+        batch_rows=getattr(args, "batch_rows", c.DEFAULT_BATCH_ROWS),
+        responders=ResponderThresholds(
+            getattr(args, "responder_min_hosts", ResponderThresholds.min_hosts),
+            getattr(args, "responder_min_share", ResponderThresholds.min_share),
+            getattr(args, "many_ports", ResponderThresholds.many_ports)),
+        country_db=args.geoip_country_db or None, asn_db=args.geoip_asn_db or None,
+        geoip_cache=args.geoip_cache).validate()
+
+
+def cmd_process(args, extra: list[str]) -> int:
+    """run / reprocess / weekly."""
+    from pipelines.lock import RunLock
+    from pipelines.logs import Progress, setup_logging
+    from pipelines.orchestrate import run_weeks, weekly_weeks
+    from pipelines.summary import format_summary
+
+    cfg = config_from(args)
+    beam_args = beam_args_for(extra)
+    setup_logging(cfg.out, verbose=args.verbose)
+    weeks = [cfg.week] if args.command in ("run", "reprocess") else weekly_weeks(cfg)
+    force = args.force or args.command == "reprocess"
+    progress = Progress()
+    with RunLock(cfg.out):
+        outcomes = run_weeks(cfg, weeks, beam_args, force,
+                             on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
+    ran = [o for o in outcomes if o.ran]
+    if not args.quiet:
+        for o in outcomes:
+            if o.ran:
+                print(format_summary(o.manifest, cfg.out))
+            elif args.command == "run":
+                print(f"week {o.week} is up to date (inputs, opt-outs, GeoIP data and code unchanged); "
+                      f"--force to process it again")
+        if args.command == "weekly" and not ran:
+            print("nothing to do: every week is up to date")
+    return EXIT_DAMAGED if any(o.damaged for o in ran) else EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from pipelines.orchestrate import status_rows
+    rows = status_rows(config_from(args))
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not rows:
+        print(f"no weeks under {args.raw} or {args.out}")
+        return EXIT_OK
+    print(f"{'week':<9} {'published':<10} {'last run':<21} {'files':>5} {'damaged':>7} {'records':>11} "
+          f"{'quar.%':>6}  state")
+    for r in rows:
+        q = f"{100 * r['quarantine_rate']:.2f}" if r["quarantine_rate"] is not None else "-"
+        state = "up to date" if not r["changes"] else "; ".join(r["changes"])
+        print(f"{r['week']:<9} {'yes' if r['published'] else 'no':<10} {r['last_run'] or '-':<21} "
+              f"{r['files'] if r['files'] is not None else '-':>5} {r['damaged'] if r['damaged'] is not None else '-':>7} "
+              f"{r['records']:>11,} {q:>6}  {state}")
+        for name, digest in sorted(r["inputs"].items()):
+            print(f"{'':<9} {digest}  {name}")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from pipelines.logs import Progress
+    from pipelines.verify import format_checks, verify_week
+    checks = verify_week(args.raw, args.week, progress=Progress())
+    if args.json:
+        print(json.dumps([dict(vars(ch), ok=ch.ok) for ch in checks], indent=2))
+    else:
+        print(format_checks(checks))
+    return EXIT_OK if all(ch.ok for ch in checks) else EXIT_DAMAGED
+
+
+def cmd_demo(args) -> int:
+    from scanners.synth.demo import write_demo_week
+    target = os.path.join(args.raw, args.week)
+    if os.path.isdir(target) and os.listdir(target) and not args.force:
+        print(f"demo week already present in {target} (--force to rewrite)")
+        return EXIT_OK
+    truth = write_demo_week(args.raw, args.week, args.seed)
+    print(f"wrote demo week {args.week} to {target}: {len(truth.get('files', {}))} files")
+    return EXIT_OK
+
+
+def dispatch(args, extra: list[str]) -> int | None:
+    if args.command in ("run", "reprocess", "weekly"):
+        return cmd_process(args, extra)
+    if extra:
+        print(f"portcensus {args.command}: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return EXIT_USAGE
+    handler = {"status": cmd_status, "verify": cmd_verify, "demo": cmd_demo}.get(args.command)
+    return handler(args) if handler else None

@@ -1,0 +1,108 @@
+"""Operator flows on top of ``process_week``: incremental weekly runs,
+reprocessing after repair, the site rebuild, and status.
+
+The library raises; ``pipelines/cli_ops.py`` turns outcomes into messages and
+exit codes. Every flow runs under ``RunLock`` (taken by the CLI).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+
+from pipelines.config import RunConfig
+from pipelines.state import current_inputs, raw_weeks, week_state
+from pipelines.week import load_manifest, process_week, published_weeks
+
+log = logging.getLogger("portcensus")
+
+
+@dataclasses.dataclass
+class WeekOutcome:
+    week: str
+    ran: bool
+    reasons: list[str]
+    manifest: dict | None
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.manifest and self.manifest.get("files_damaged"))
+
+
+def _current(cfg: RunConfig) -> dict:
+    return current_inputs(cfg.exclude, cfg.country_db, cfg.asn_db, cfg.geoip_cache)
+
+
+def run_weeks(cfg: RunConfig, weeks: list[str], beam_args: list[str], force: bool,
+              on_week=None) -> list[WeekOutcome]:
+    """Process each of ``weeks`` that changed since it was published (all of
+    them with ``force``). ``on_week(i, n, week, reasons)`` reports progress."""
+    current = _current(cfg)
+    outcomes = []
+    todo = []
+    for w in weeks:
+        st = week_state(w, cfg.raw, cfg.out, current)
+        if force or st.needs_run:
+            todo.append((w, ["forced"] if force and not st.needs_run else st.changes))
+        else:
+            outcomes.append(WeekOutcome(w, False, [], load_manifest(cfg.out, w)))
+    for i, (w, reasons) in enumerate(todo):
+        if on_week:
+            on_week(i + 1, len(todo), w, reasons)
+        log.info("processing week", extra={"week": w, "reasons": reasons})
+        manifest = process_week(dataclasses.replace(cfg, week=w), beam_args)
+        _record_last_run(cfg.out, w)
+        log.info("published week", extra={"week": w, "totals": manifest["totals"],
+                                           "files_damaged": manifest["files_damaged"]})
+        outcomes.append(WeekOutcome(w, True, reasons, manifest))
+    return sorted(outcomes, key=lambda o: o.week)
+
+
+def _record_last_run(out: str, week: str) -> None:
+    # Operational state, kept apart from the manifest so that published
+    # outputs never depend on the clock.
+    path = os.path.join(out, ".state", f"{week}.last_run")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def last_run(out: str, week: str) -> str | None:
+    try:
+        with open(os.path.join(out, ".state", f"{week}.last_run")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def weekly_weeks(cfg: RunConfig) -> list[str]:
+    """Every week that has raw files (the cron entry considers them all)."""
+    return raw_weeks(cfg.raw)
+
+
+def status_rows(cfg: RunConfig) -> list[dict]:
+    """One row per known week (raw or published) for ``portcensus status``."""
+    current = _current(cfg)
+    weeks = sorted(set(raw_weeks(cfg.raw)) | set(published_weeks(cfg.out)))
+    rows = []
+    for w in weeks:
+        m = load_manifest(cfg.out, w)
+        has_raw = os.path.isdir(os.path.join(cfg.raw, w))
+        st = week_state(w, cfg.raw, cfg.out, current) if has_raw else None
+        t = (m or {}).get("totals", {})
+        read = t.get("read") or 0
+        rows.append({
+            "week": w,
+            "published": m is not None,
+            "last_run": last_run(cfg.out, w),
+            "files": (m or {}).get("files_read"),
+            "damaged": (m or {}).get("files_damaged"),
+            "records": read,
+            "accepted": t.get("accepted"),
+            "quarantine_rate": (t.get("quarantined", 0) / read) if read else None,
+            "coverage": ((m or {}).get("coverage") or {}).get("fraction"),
+            "inputs": {f["file"]: f["sha256"][:12] for f in (m or {}).get("files", [])},
+            "changes": (st.changes if st else ["raw files gone"]),
+        })
+    return rows
