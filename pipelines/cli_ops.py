@@ -11,6 +11,7 @@ import os
 import sys
 
 from pipelines import config as c
+from pipelines import faults
 from pipelines.responders import ResponderThresholds
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED, EXIT_BUSY = 0, 1, 2, 3, 4
@@ -128,7 +129,8 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
             getattr(args, "responder_min_share", ResponderThresholds.min_share),
             getattr(args, "many_ports", ResponderThresholds.many_ports)),
         country_db=args.geoip_country_db or None, asn_db=args.geoip_asn_db or None,
-        geoip_cache=args.geoip_cache).validate()
+        geoip_cache=args.geoip_cache,
+        pause_at=os.environ.get(faults.ENV)).validate()
 
 
 def cmd_process(args, extra: list[str]) -> int:

@@ -41,6 +41,7 @@ class RunConfig:
     country_db: str | None = DEFAULT_COUNTRY_DB
     asn_db: str | None = DEFAULT_ASN_DB
     geoip_cache: str = DEFAULT_GEOIP_CACHE
+    pause_at: str | None = None     # crash-test seam, see pipelines/faults.py
 
     def validate(self) -> "RunConfig":
         from pipelines.discover import DiscoveryError, check_week

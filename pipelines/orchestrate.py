@@ -13,7 +13,7 @@ import os
 
 from pipelines.config import RunConfig
 from pipelines.state import current_inputs, raw_weeks, week_state
-from pipelines.week import load_manifest, process_week, published_weeks
+from pipelines.week import clear_stale_staging, load_manifest, process_week, published_weeks
 
 log = logging.getLogger("portcensus")
 
@@ -38,6 +38,7 @@ def run_weeks(cfg: RunConfig, weeks: list[str], beam_args: list[str], force: boo
               on_week=None) -> list[WeekOutcome]:
     """Process each of ``weeks`` that changed since it was published (all of
     them with ``force``). ``on_week(i, n, week, reasons)`` reports progress."""
+    clear_stale_staging(cfg.out)   # the caller holds the run lock: any staging is a dead run's
     current = _current(cfg)
     outcomes = []
     todo = []

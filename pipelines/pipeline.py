@@ -28,7 +28,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows))
+            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at))
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week)
     enriched = (dedup[CLEAN]

@@ -20,6 +20,7 @@ import shutil
 import uuid
 
 from pipelines.config import RunConfig
+from pipelines.faults import pause_at
 from pipelines.manifest import check_identity
 from pipelines.publish import recover, swap_in
 
@@ -52,11 +53,17 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
         with open(manifest_path) as f:
             manifest = json.load(f)
         check_identity(manifest)
+        pause_at("publish", cfg.pause_at)
         swap_in(staging, live)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(os.path.dirname(staging))
+
+
+def clear_stale_staging(out: str) -> None:
+    """Remove staging folders of runs that died (call only while holding the run lock)."""
+    shutil.rmtree(os.path.join(out, ".staging"), ignore_errors=True)
 
 
 def _remove_if_empty(path: str) -> None:

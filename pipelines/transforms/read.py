@@ -11,6 +11,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.transforms.common import split_by_kind
 from pipelines.discover import SIDECAR_SUFFIX, RawFile
+from pipelines.faults import pause_at
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
 from scanners.compression import READ_CHUNK
@@ -26,8 +27,9 @@ class _ReadFileFn(beam.DoFn):
     reader on its bytes. Emits batches as they are produced, so memory stays
     at one batch per file, and a file report when the file is done."""
 
-    def __init__(self, batch_rows: int):
+    def __init__(self, batch_rows: int, pause_at: str | None = None):
         self.batch_rows = batch_rows
+        self.pause_at = pause_at
         self.files_read = Metrics.counter("portcensus", "files_read")
         self.files_damaged = Metrics.counter("portcensus", "files_damaged")
         self.records_read = Metrics.counter("portcensus", "records_read")
@@ -59,6 +61,7 @@ class _ReadFileFn(beam.DoFn):
                     yield b
 
         for batch in read_file_chunks(raw_chunks(), ctx):
+            pause_at("read", self.pause_at)
             if batch.num_rows:
                 yield RECORDS, batch
             q = ctx.take_quarantine()
@@ -117,10 +120,11 @@ class ReadScanFiles(beam.PTransform):
     * ``reports``: one dict per file (bytes, sha256, format, read count, damage)
     """
 
-    def __init__(self, batch_rows: int):
+    def __init__(self, batch_rows: int, pause_at: str | None = None):
         super().__init__()
         self.batch_rows = batch_rows
+        self.pause_at = pause_at
 
     def expand(self, files):
-        tagged = files | "Read" >> beam.ParDo(_ReadFileFn(self.batch_rows))
+        tagged = files | "Read" >> beam.ParDo(_ReadFileFn(self.batch_rows, self.pause_at))
         return split_by_kind(tagged, (RECORDS, QUARANTINE, REPORTS), "Split")
