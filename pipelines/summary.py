@@ -10,6 +10,7 @@ import pyarrow.dataset as ds
 from pipelines.schema import CLEAN_SCHEMA
 
 TOP_SSH = 10
+MAX_PORTS = 16
 
 
 def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
@@ -51,8 +52,15 @@ def format_summary(manifest: dict, out: str) -> str:
         for row in grouped.to_pylist():
             d = per.setdefault((row["port"], row["transport"]), {"open": 0, "other": 0})
             d["open" if row["status"] == "open" else "other"] += row["status_count"]
-        for (port, tr), d in sorted(per.items()):
+        # The busiest ports in port order; a long tail (a host answering on
+        # 1-1024) is folded into one line so the summary stays short.
+        top = sorted(sorted(per.items(), key=lambda kv: -kv[1]["open"])[:MAX_PORTS])
+        for (port, tr), d in top:
             lines.append(f"  {port:>5}/{tr:<4}      {d['open']:>10,}   {d['other']:>5,}")
+        rest = [d for k, d in per.items() if k not in dict(top)]
+        if rest:
+            lines.append(f"  {len(rest):,} more ports: {sum(d['open'] for d in rest):,} open, "
+                         f"{sum(d['other'] for d in rest):,} other")
         ssh = pc.map_lookup(table.column("banners"), "ssh", "first")
         ssh = ssh.filter(pc.is_valid(ssh))
         if len(ssh):
