@@ -22,6 +22,11 @@ DEFAULT_OUT = "data/out"
 DEFAULT_BUCKETS = 16
 DEFAULT_BATCH_ROWS = 100_000
 PIPELINE_VERSION = "0.1.0"
+# Ports that get their own clean-data partition (the weekly plan's ports, see
+# scanners/scanplan.toml). Observations on any other port (a sweep of 1-1024,
+# a zgrab2 run on 8080) go to port=other, so a few hosts answering on every
+# port cannot turn a week into thousands of tiny files.
+DEFAULT_PARTITION_PORTS = (21, 22, 25, 80, 88, 389, 443, 500, 636, 1433, 1723, 3306, 5432, 11211)
 
 
 class ConfigError(Exception):
@@ -41,6 +46,7 @@ class RunConfig:
     country_db: str | None = DEFAULT_COUNTRY_DB
     asn_db: str | None = DEFAULT_ASN_DB
     geoip_cache: str = DEFAULT_GEOIP_CACHE
+    partition_ports: tuple[int, ...] = DEFAULT_PARTITION_PORTS
     pause_at: str | None = None     # crash-test seam, see pipelines/faults.py
 
     def validate(self) -> "RunConfig":

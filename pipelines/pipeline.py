@@ -35,7 +35,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
                 | "FlagResponders" >> FlagResponders(cfg.responders)
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
                 | "IdentifyProducts" >> IdentifyProducts())
-    written = enriched | "WriteClean" >> WriteClean(staging, cfg.week)
+    written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()
                          | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))

@@ -4,7 +4,7 @@ All writes go through Beam's FileSystems under one root: the week's staging
 folder, which becomes ``OUT/week=W/`` when the run succeeded::
 
     manifest.json
-    clean/port=<P>/part-<bucket>.parquet
+    clean/port=<P>/part-<bucket>.parquet      (port=other: ports outside the plan)
     quarantine/<source file>-<hash>.parquet
  File names
 are derived from content keys (week, port, bucket, source file), never from
@@ -39,38 +39,45 @@ def write_parquet(table: pa.Table, path: str) -> None:
         pq.write_table(table, handle, **PARQUET_OPTS)
 
 
-def clean_path(root: str, port: int, bucket: int) -> str:
+def clean_path(root: str, port: int | str, bucket: int) -> str:
     return FileSystems.join(root, "clean", f"port={port}", f"part-{bucket:04d}.parquet")
 
 
 class _WriteCleanFn(beam.DoFn):
-    def __init__(self, root: str, week: str):
-        self.root, self.week = root, week
+    def __init__(self, root: str, partition_ports: tuple[int, ...]):
+        self.root = root
+        self.partition_ports = tuple(sorted(partition_ports))
 
     def process(self, element):
         bucket, table = element
         # The written shape is exactly CLEAN_SCHEMA (internal columns such as
         # ip16 stay behind), so every file of every week reads the same way.
         table = table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
-        ports = table.column("port").to_numpy()
+        ports = table.column("port")
+        own = pc.is_in(ports, pa.array(self.partition_ports, pa.uint16()))
         counts = {}
-        for port in np.unique(ports):
-            part = table.filter(pc.equal(table.column("port"), pa.scalar(int(port), pa.uint16())))
+        for port in np.unique(ports.filter(own).to_numpy()):
+            part = table.filter(pc.equal(ports, pa.scalar(int(port), pa.uint16())))
             write_parquet(part, clean_path(self.root, int(port), bucket))
             counts[str(int(port))] = part.num_rows
+        other = table.filter(pc.invert(own))
+        if other.num_rows:
+            write_parquet(other, clean_path(self.root, "other", bucket))
+            counts["other"] = other.num_rows
         yield {"rows": table.num_rows, "by_port": counts}
 
 
 class WriteClean(beam.PTransform):
-    """(bucket, clean table) -> Parquet partitioned by week and port; emits
-    {"rows": n, "by_port": {port: n}} per bucket for the manifest."""
+    """(bucket, clean table) -> Parquet under clean/port=P/ (port=other for
+    ports outside ``partition_ports``); emits {"rows": n, "by_port": {...}}
+    per bucket for the manifest."""
 
-    def __init__(self, root: str, week: str):
+    def __init__(self, root: str, partition_ports: tuple[int, ...]):
         super().__init__()
-        self.root, self.week = root, week
+        self.root, self.partition_ports = root, partition_ports
 
     def expand(self, clean):
-        return clean | "WriteParquet" >> beam.ParDo(_WriteCleanFn(self.root, self.week))
+        return clean | "WriteParquet" >> beam.ParDo(_WriteCleanFn(self.root, self.partition_ports))
 
 
 def _safe_name(name: str) -> str:
