@@ -6,12 +6,17 @@ STAMP  := $(VENV)/.installed
 WEEK   ?= 2013-W37
 RAW    ?= data/raw
 OUT    ?= data/out
+SITE   ?= site
 BENCH_N ?= 2000000
+PORT   ?= 8000
+# Debian packages the tests use when they can be had (root + apt): Chromium for
+# the site test, masscan for checking `portcensus plan` with masscan --echo.
+TEST_DEBS ?= chromium masscan
 
-.PHONY: help setup run demo test bench clean
+.PHONY: help setup system-deps run demo test test-net bench golden serve clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## create .venv and install portcensus with its test tools
 
@@ -19,22 +24,41 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,dask]'
 	@touch $@
+
+system-deps:  ## install the Debian packages the browser and scanner tests use (root only; else they skip)
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	    || echo "could not install$$missing: the tests that need them will skip"; \
+	else echo "not root or no apt-get:$$missing missing, the tests that need them will skip"; fi
 
 demo: $(STAMP)  ## write the synthetic demo week into data/raw (if absent)
 	$(BIN)/portcensus demo --raw $(RAW) --week $(WEEK)
 
 run: demo  ## process the demo week and print the summary
-	@$(BIN)/portcensus run --week $(WEEK) --raw $(RAW) --out $(OUT); rc=$$?; \
-	  if [ $$rc -eq 3 ]; then echo "(exit 3: done; some demo files are damaged on purpose)"; \
+	@$(BIN)/portcensus run --week $(WEEK) --raw $(RAW) --out $(OUT) --force; rc=$$?; \
+	  if [ $$rc -eq 3 ]; then echo "(exit 3: published; two demo files are damaged on purpose)"; \
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
-test: $(STAMP)  ## run the whole test suite
-	$(BIN)/pytest -q -n 2
+test: $(STAMP) system-deps  ## run the whole test suite (the network-namespace test: make test-net)
+	$(BIN)/pytest -q -n 2 -m "not net"
+
+test-net: $(STAMP)  ## real masscan/zmap against real daemons in network namespaces (root)
+	bash tests/e2e/netns_setup.sh
+	$(BIN)/pytest -q -m net tests/e2e
 
 bench: $(STAMP)  ## benchmark the pipeline against DuckDB and sort|uniq (BENCH_N records)
 	$(BIN)/python -m pipelines.bench --records $(BENCH_N)
+
+golden: $(STAMP)  ## regenerate the golden copy of the demo week's site (review the diff!)
+	$(BIN)/python -m pipelines.report.golden
+
+serve:  ## serve the built site on http://127.0.0.1:$(PORT)/
+	cd $(SITE) && $(abspath $(BIN))/python -m http.server $(PORT) --bind 127.0.0.1
 
 clean:  ## remove generated data and the venv
 	rm -rf $(VENV) data .bench
