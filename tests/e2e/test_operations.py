@@ -1,0 +1,144 @@
+"""Operating portcensus the way cron and an operator do, through the real CLI
+in subprocesses: crashes at the worst moments, two runs at once, nothing to
+do, and a damaged file repaired and reprocessed."""
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scanners.synth.demo import write_demo_week
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+W1, W2 = "2013-W37", "2013-W38"
+
+
+def cli(*args, env=None, **kw):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, env=e,
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+def start(*args, env=None):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=ROOT, env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def tree(path):
+    """{relative file: sha256} of everything published under ``path``."""
+    out = {}
+    for d, dirs, files in os.walk(path):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        for f in files:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, path)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def published(out):
+    return {k: v for k, v in tree(out).items() if k.startswith("week=")}
+
+
+@pytest.fixture(scope="module")
+def weeks(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("ops") / "raw"
+    write_demo_week(str(raw), W1, 2013)
+    write_demo_week(str(raw), W2, 2014)
+    return raw
+
+
+def wait_for(path, proc, seconds=240):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended early: {proc.returncode} {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("pause point never reached")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("point", ["read", "publish"])
+def test_sigkill_leaves_published_state_and_rerun_is_identical(weeks, tmp_path, point):
+    out = tmp_path / "out"
+    first = cli("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--quiet")
+    assert first.returncode == 3, first.stderr          # the demo week has damaged files on purpose
+    before = published(out)
+    assert any(k.endswith("manifest.json") for k in before)
+
+    marker = tmp_path / "paused"
+    p = start("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--force", "--quiet",
+              env={"PORTCENSUS_PAUSE_AT": f"{point}:{marker}"})
+    wait_for(marker, p)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert published(out) == before                      # exactly as before the killed run
+
+    again = cli("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--force", "--quiet")
+    assert again.returncode == 3, again.stderr
+    assert published(out) == before                      # byte-identical to the undisturbed run
+    assert not os.path.exists(out / ".staging")          # the dead run's staging is gone
+
+
+def test_two_weekly_runs_one_works_the_other_exits_busy(weeks, tmp_path):
+    out = tmp_path / "out"
+    marker = tmp_path / "paused"
+    holder = start("weekly", "--raw", str(weeks), "--out", str(out), "--quiet",
+                   env={"PORTCENSUS_PAUSE_AT": f"read:{marker}"})
+    wait_for(marker, holder)
+    second = cli("weekly", "--raw", str(weeks), "--out", str(out))
+    assert second.returncode == 4, second.stderr
+    assert "another portcensus run holds" in second.stderr
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    # the lock died with its holder: the next run takes it and does the work
+    third = cli("weekly", "--raw", str(weeks), "--out", str(out), "--quiet")
+    assert third.returncode == 3, third.stderr
+    assert sorted(k.split("/")[0] for k in published(out) if k.endswith("manifest.json")) == \
+        [f"week={W1}", f"week={W2}"]
+    # nothing new: exit 0 without running anything (the log shows no processing)
+    log_before = (out / "logs" / "portcensus.log").read_text()
+    idle = cli("weekly", "--raw", str(weeks), "--out", str(out))
+    assert idle.returncode == 0, idle.stderr
+    assert "nothing to do" in idle.stdout
+    assert "processing week" not in (out / "logs" / "portcensus.log").read_text()[len(log_before):]
+
+
+def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(weeks, raw)
+    out = tmp_path / "out"
+    victim = raw / W1 / "masscan-p22-shard1of3.ndjson.gz"
+    original = victim.read_bytes()
+    lines = gzip.decompress(original).splitlines(keepends=True)
+    keep = len(lines) // 2
+    victim.write_bytes(gzip.compress(b"".join(lines[:keep]), mtime=0)[:-8])   # a cut gzip
+    assert cli("weekly", "--raw", str(raw), "--out", str(out), "--quiet").returncode == 3
+    damaged = json.loads((out / f"week={W1}" / "manifest.json").read_text())
+    other_before = {k: v for k, v in published(out).items() if k.startswith(f"week={W2}")}
+
+    status = cli("status", "--raw", str(raw), "--out", str(out))
+    assert status.returncode == 0 and "up to date" in status.stdout
+
+    victim.write_bytes(original)                                              # the repair
+    status = cli("status", "--raw", str(raw), "--out", str(out))
+    assert "inputs changed: masscan-p22-shard1of3.ndjson.gz" in status.stdout
+    assert cli("reprocess", "--week", W1, "--raw", str(raw), "--out", str(out), "--quiet").returncode == 3
+    repaired = json.loads((out / f"week={W1}" / "manifest.json").read_text())
+
+    f_before = {f["file"]: f for f in damaged["files"]}["masscan-p22-shard1of3.ndjson.gz"]
+    f_after = {f["file"]: f for f in repaired["files"]}["masscan-p22-shard1of3.ndjson.gz"]
+    assert f_after["read"] == len(lines) and not f_after["damaged"]
+    recovered = f_after["read"] - (f_before["read"] - f_before["quarantined"])
+    assert repaired["totals"]["read"] - repaired["totals"]["quarantined"] == \
+        damaged["totals"]["read"] - damaged["totals"]["quarantined"] + recovered
+    assert repaired["files_damaged"] == damaged["files_damaged"] - 1
+    # the other week was not touched
+    assert {k: v for k, v in published(out).items() if k.startswith(f"week={W2}")} == other_before
