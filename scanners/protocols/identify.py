@@ -1,0 +1,124 @@
+"""Vectorised entry point: clean-row columns in, protocol and product columns out.
+
+``identify_table(port, transport, banners)`` takes the ``port``,
+``transport`` and ``banners`` (``map<string, string>``: banner type -> text)
+columns of ``CLEAN_SCHEMA`` rows and returns one row per input row with
+``IDENTIFY_SCHEMA``: ``protocol``, ``banner_public``, ``vendor``,
+``product``, ``version``, ``os_family``, ``os_release``, ``device_type``.
+
+How a row is read:
+
+1. Its **primary banner** is the first of its banner types in
+   ``PRIMARY_ORDER`` (unknown types after, by name; empty banners last) --
+   picked with Arrow/numpy over the flattened map, not per row.
+2. The protocol is the one whose module reads that banner type; a row
+   without a banner gets its port's registered protocol (or null); a banner
+   type no module reads (``vnc``, ``telnet``) gives null.
+3. The protocol module parses the banner, its rules identify the subject,
+   and the public form comes from the module (``redact.py`` for unknown types).
+
+Scan data repeats itself (millions of ``nginx``), so step 3 runs once per
+**distinct** ``(port, transport, primary type, primary text)``: the four
+columns are dictionary-encoded, combined into one group id, identified per
+group, and the results taken back over the rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scanners import protocols
+from scanners.protocols.redact import redact
+from scanners.protocols.rules import FIELDS, NO_IDENTITY, load_rules
+
+IDENTIFY_SCHEMA = pa.schema(
+    [pa.field("protocol", pa.string()), pa.field("banner_public", pa.string())]
+    + [pa.field(f, pa.string()) for f in FIELDS])
+
+
+def describe(port: int | None, transport: str | None, banner_type: str | None,
+             text: str | None) -> tuple[str | None, ...]:
+    """One (protocol, banner_public, *FIELDS) tuple; the per-group work."""
+    if banner_type is None or text is None:
+        guess = protocols.by_port(port, transport)
+        return (guess.name if guess else None, None) + (None,) * len(FIELDS)
+    reader = protocols.by_banner_type(banner_type)
+    if reader is None:
+        # A banner type no module reads (vnc, telnet, ...) says the port speaks
+        # something else than its registered protocol: no protocol, generic public form.
+        return (None, redact(text)) + (None,) * len(FIELDS)
+    name = reader.name
+    parsed = protocols.module(name).parse(text, banner_type)
+    ident = load_rules(name).identify(parsed.subject) if parsed.subject else NO_IDENTITY
+    return (name, parsed.public) + tuple(getattr(ident, f) for f in FIELDS)
+
+
+def _codes(arr: pa.Array) -> np.ndarray:
+    """Dense int64 codes of an array's values, -1 for null."""
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+
+
+def _rank_types(keys: pa.Array) -> np.ndarray:
+    """Priority of each banner type: PRIMARY_ORDER first, then others by name."""
+    order = list(protocols.PRIMARY_ORDER)
+    others = sorted(set(pc.unique(keys).to_pylist()) - set(order) - {None})
+    rank = pc.index_in(keys, value_set=pa.array(order + others, pa.string()))
+    return pc.fill_null(rank, len(order) + len(others)).to_numpy(zero_copy_only=False)
+
+
+def primary_banners(banners: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(type, text) of each row's primary banner; nulls where a row has none."""
+    n = len(banners)
+    if pa.types.is_map(banners.type):
+        # Compute kernels take lists, not maps: view it as list<struct<key, value>>.
+        banners = banners.cast(pa.list_(pa.struct([banners.type.key_field, banners.type.item_field])))
+    flat = pc.list_flatten(banners)
+    if len(flat) == 0:
+        return pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+    parent = pc.list_parent_indices(banners).to_numpy(zero_copy_only=False)
+    keys, items = flat.field(0), flat.field(1)
+    # 0 = has text, 1 = empty text, 2 = null: a row's real banner beats its empty ones.
+    emptiness = pc.fill_null(pc.equal(pc.utf8_length(items), 0).cast(pa.int8()), 2)
+    # Sort entries by (row, emptiness, type rank); the first entry of each row wins.
+    order = np.lexsort((_rank_types(keys), emptiness.to_numpy(zero_copy_only=False), parent))
+    rows, first = np.unique(parent[order], return_index=True)
+    pick = np.full(n, -1, dtype=np.int64)
+    pick[rows] = order[first]
+    indices = pa.array(pick, pa.int64(), mask=pick < 0)      # null index -> null value
+    return keys.take(indices), items.take(indices)
+
+
+def _group(*columns: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct key, group id of each row) over the columns."""
+    gid = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        codes = _codes(col) + 1                  # 0 = null
+        _, gid = np.unique(gid * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)
+        gid = gid.astype(np.int64).reshape(-1)
+    first_rows = np.unique(gid, return_index=True)[1] if len(gid) else np.zeros(0, np.int64)
+    return first_rows, gid
+
+
+def identify_table(port: pa.Array, transport: pa.Array, banners: pa.Array) -> pa.Table:
+    """IDENTIFY_SCHEMA rows for the given clean-row columns (see module doc)."""
+    port = port.combine_chunks() if isinstance(port, pa.ChunkedArray) else port
+    transport = transport.combine_chunks() if isinstance(transport, pa.ChunkedArray) else transport
+    banners = banners.combine_chunks() if isinstance(banners, pa.ChunkedArray) else banners
+    if not len(port) == len(transport) == len(banners):
+        raise ValueError("port, transport and banners must have the same length")
+    ptype, ptext = primary_banners(banners)
+    first_rows, gid = _group(port, transport, ptype, ptext)
+    reps = pa.array(first_rows, pa.int64())
+    keys = zip(port.take(reps).to_pylist(), transport.take(reps).to_pylist(),
+               ptype.take(reps).to_pylist(), ptext.take(reps).to_pylist())
+    results = [describe(*k) for k in keys]
+    take = pa.array(gid, pa.int64())
+    columns = []
+    for i, field in enumerate(IDENTIFY_SCHEMA):
+        distinct = pa.array([r[i] for r in results], field.type)
+        columns.append(distinct.take(take))
+    return pa.Table.from_arrays(columns, schema=IDENTIFY_SCHEMA)
