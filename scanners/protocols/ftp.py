@@ -75,5 +75,7 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> FtpBann
     greeting = replies[0]
     auth = replies[1].code if len(replies) > 1 else None
     subject = "\n".join(ln.strip() for ln in greeting.lines).strip()
+    # The public form is the greeting alone: later replies answer masscan's own
+    # probe (AUTH TLS) and say nothing more about the server's identity.
     return FtpBanner(greeting.code, greeting.text, tuple(replies), auth, subject,
-                     public_replies(replies, _public_line))
+                     public_replies(replies[:1], _public_line))

@@ -67,6 +67,8 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> SmtpBan
             return f"{head} {redact(rest)}".strip()
         return redact(line)
 
-    public = public_replies(replies, line_public)
+    # The public form is the greeting alone: the EHLO and STARTTLS replies answer
+    # the scanner's own commands (and echo the scanner's address back).
+    public = public_replies(replies[:1], line_public)
     return SmtpBanner(greeting.code, domain, text, extensions, starttls, tuple(replies), text, public)
 
