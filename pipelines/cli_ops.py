@@ -63,8 +63,15 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                    help=f"...and the share of that network's responders they must be (default: {th.min_share})")
     p.add_argument("--many-ports", type=int, default=th.many_ports,
                    help=f"flag addresses open on at least this many ports (default: {th.many_ports})")
+    p.add_argument("-k", type=int, default=10, dest="k",
+                   help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
     p.add_argument("--force", action="store_true",
                    help="process even if inputs, opt-outs, GeoIP data and code are unchanged")
+    p.add_argument("--site", default="site",
+                   help="where the public site is (re)built after the data is published (default: site)")
+    p.add_argument("--no-site", action="store_true", help="publish the data only; do not build the site")
+    p.add_argument("--build-date", metavar="YYYY-MM-DD",
+                   help="date printed on the site (default: derived from the latest week; never the clock)")
     p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
     p.add_argument("--verbose", action="store_true", help="log progress to stderr too")
 
@@ -124,6 +131,7 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         exclude=args.exclude,
         buckets=getattr(args, "buckets", c.DEFAULT_BUCKETS),
         batch_rows=getattr(args, "batch_rows", c.DEFAULT_BATCH_ROWS),
+        k=getattr(args, "k", 10),
         responders=ResponderThresholds(
             getattr(args, "responder_min_hosts", ResponderThresholds.min_hosts),
             getattr(args, "responder_min_share", ResponderThresholds.min_share),
@@ -137,7 +145,7 @@ def cmd_process(args, extra: list[str]) -> int:
     """run / reprocess / weekly."""
     from pipelines.lock import RunLock
     from pipelines.logs import Progress, setup_logging
-    from pipelines.orchestrate import run_weeks, weekly_weeks
+    from pipelines.orchestrate import render, run_weeks, site_is_stale, weekly_weeks
     from pipelines.summary import format_summary
 
     cfg = config_from(args)
@@ -146,10 +154,13 @@ def cmd_process(args, extra: list[str]) -> int:
     weeks = [cfg.week] if args.command in ("run", "reprocess") else weekly_weeks(cfg)
     force = args.force or args.command == "reprocess"
     progress = Progress()
+    site_files = {}
     with RunLock(cfg.out):
         outcomes = run_weeks(cfg, weeks, beam_args, force,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
-    ran = [o for o in outcomes if o.ran]
+        ran = [o for o in outcomes if o.ran]
+        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site)):
+            site_files = render(cfg, args.site, args.build_date)
     if not args.quiet:
         for o in outcomes:
             if o.ran:
@@ -157,8 +168,11 @@ def cmd_process(args, extra: list[str]) -> int:
             elif args.command == "run":
                 print(f"week {o.week} is up to date (inputs, opt-outs, GeoIP data and code unchanged); "
                       f"--force to process it again")
-        if args.command == "weekly" and not ran:
+        if args.command == "weekly" and not ran and not site_files:
             print("nothing to do: every week is up to date")
+        if site_files:
+            pages = sum(1 for p in site_files if p.endswith(".html"))
+            print(f"site: {pages} pages in {os.path.abspath(args.site)}/ (make serve to browse it)")
     return EXIT_DAMAGED if any(o.damaged for o in ran) else EXIT_OK
 
 

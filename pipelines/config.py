@@ -47,6 +47,7 @@ class RunConfig:
     asn_db: str | None = DEFAULT_ASN_DB
     geoip_cache: str = DEFAULT_GEOIP_CACHE
     partition_ports: tuple[int, ...] = DEFAULT_PARTITION_PORTS
+    k: int = 10                     # public cells: values seen on fewer hosts fold into "other"
     pause_at: str | None = None     # crash-test seam, see pipelines/faults.py
 
     def validate(self) -> "RunConfig":
@@ -67,6 +68,8 @@ class RunConfig:
                 load_optout(self.exclude)  # parse errors surface now, not on a worker
             except OptOutError as exc:
                 raise ConfigError(str(exc)) from None
+        if self.k < 1:
+            raise ConfigError(f"-k must be at least 1, not {self.k}")
         th = self.responders
         if th.min_hosts < 2 or not 0 < th.min_share <= 1 or th.many_ports < 2:
             raise ConfigError("responder thresholds: --responder-min-hosts >= 2, "
@@ -92,6 +95,7 @@ class RunConfig:
             "exclude_sha256": _sha256(self.exclude) if self.exclude else None,
             "optout": _optout_summary(self.exclude),
             "responder_thresholds": dataclasses.asdict(self.responders),
+            "k": self.k,
             "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
         }
         return info

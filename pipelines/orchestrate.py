@@ -107,3 +107,62 @@ def status_rows(cfg: RunConfig) -> list[dict]:
             "changes": (st.changes if st else ["raw files gone"]),
         })
     return rows
+
+
+# -- the public site ----------------------------------------------------------
+REPORT_DIRS = ("pipelines/report", "report_templates")
+
+
+def site_fingerprint(out: str) -> str:
+    """sha256 over everything a site build reads: each published week's
+    manifest and aggregates, and the renderer's code and templates."""
+    import glob
+    import hashlib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for w in published_weeks(out):
+        for name in ("manifest.json", os.path.join("aggregates", "aggregates.parquet")):
+            path = os.path.join(out, f"week={w}", name)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    h.update(path.encode() + hashlib.sha256(f.read()).digest())
+    for top in REPORT_DIRS:
+        for path in sorted(glob.glob(os.path.join(root, top, "**", "*"), recursive=True)):
+            if os.path.isfile(path) and "__pycache__" not in path:
+                with open(path, "rb") as f:
+                    h.update(os.path.relpath(path, root).encode() + hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def _site_state(out: str) -> str:
+    return os.path.join(out, ".state", "site.json")
+
+
+def site_is_stale(out: str, site: str) -> bool:
+    import json
+    try:
+        with open(_site_state(out)) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return True
+    return (state.get("site") != os.path.abspath(site) or not os.path.isdir(site)
+            or state.get("fingerprint") != site_fingerprint(out))
+
+
+def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: str | None = None) -> dict:
+    """Rebuild the whole site from the published weeks and swap it in.
+
+    Deterministic: other weeks' pages come out byte-identical, so replacing
+    the folder changes exactly the pages that depend on what changed."""
+    import json
+    from pipelines.report.render import render_site
+    if not published_weeks(cfg.out):
+        return {}
+    files = render_site(cfg.out, site, build_date, cfg.k, plan_path)
+    path = _site_state(cfg.out)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"site": os.path.abspath(site), "fingerprint": site_fingerprint(cfg.out)}, f)
+    os.replace(path + ".tmp", path)
+    log.info("site written", extra={"site": site, "files": len(files)})
+    return files

@@ -4,7 +4,8 @@ UserScore example. Every stage is a named PTransform in pipelines/transforms/.
     raw files ─ReadScanFiles─▶ RAW batches ─Normalize─▶ (network bucket, rows)
         │                          │                        │
         │ reports                  │ quarantine, excluded   ▼
-        │                          │                  Deduplicate ─▶ FlagResponders ─▶ EnrichGeoAsn ─▶ IdentifyProducts ─▶ WriteClean
+        │                          │                  Deduplicate ─▶ FlagResponders ─▶ EnrichGeoAsn ─▶ IdentifyProducts ─┬▶ WriteClean
+        │                          │                        │                                                        └▶ Aggregate
         ▼                          ▼                        │
     WriteManifest ◀───── counts ◀──┴── WriteQuarantine ◀────┘ counts
 """
@@ -15,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.config import RunConfig
 from pipelines.discover import discover
+from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
 from pipelines.transforms.enrich import EnrichGeoAsn, FlagResponders, IdentifyProducts
 from pipelines.transforms.read import QUARANTINE as READ_QUARANTINE
@@ -36,6 +38,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
                 | "IdentifyProducts" >> IdentifyProducts())
     written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
+    _ = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()
                          | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))
