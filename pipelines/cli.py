@@ -21,7 +21,7 @@ exit codes: 0 ok, 1 failed, 2 usage or configuration error,
 'portcensus COMMAND --help' explains each command."""
 
 # Modules that add subcommands: add_parsers(subparsers) and dispatch(args[, extra]).
-COMMAND_MODULES = ("pipelines.cli_ops", "pipelines.cli_scan")
+COMMAND_MODULES = ("pipelines.cli_ops", "pipelines.cli_scan", "pipelines.cli_report")
 
 
 def _modules():

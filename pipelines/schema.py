@@ -150,6 +150,20 @@ QUARANTINE_SCHEMA = pa.schema([
     _f("excerpt", pa.string(), "Up to 160 bytes of the record, \\xNN-escaped where not printable ASCII."),
 ])
 
+# The public aggregates (pipelines/aggregate.py): long format, one row per
+# (week, port, transport, dimension, value); k-suppressed before writing.
+AGG_SCHEMA = pa.schema([
+    _f("week", pa.string(), "ISO week, e.g. 2013-W37.", nullable=False),
+    _f("port", pa.uint16(), "Port number; 0 for ICMP.", nullable=False),
+    _f("transport", pa.string(), "tcp, udp, sctp or icmp.", nullable=False),
+    _f("dimension", pa.string(), "What the value describes: total, banner, product, version, os, "
+                              "device_type, country, asn or many_ports.", nullable=False),
+    _f("value", pa.string(), "The value; 'other' holds every value seen on fewer than k hosts.", nullable=False),
+    _f("hosts_raw", pa.int64(), "Open (address, port) observations with this value.", nullable=False),
+    _f("hosts_adjusted", pa.int64(), "As hosts_raw, each suspected single-responder group counted once.", nullable=False),
+])
+
+
 # Columns that say *where* a row came from rather than *what* was observed.
 # Re-sharding the input legitimately changes them; everything else must not change.
 PROVENANCE_COLUMNS = ("source_file", "source_offset")

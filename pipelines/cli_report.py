@@ -1,0 +1,70 @@
+"""``portcensus render``: build the public site from the published weeks.
+
+Wired into pipelines/cli.py through COMMAND_MODULES (``add_parsers`` and
+``dispatch``). The library raises ReportError; this edge turns it into one
+line and exit code 2 (the inputs or options need fixing). A run holding the
+output folder's lock makes this exit 4 (via cli.translate), so the site is
+never built from a week that is being swapped.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_parsers(sub) -> None:
+    from pipelines import config as c
+    from pipelines.aggregate import DEFAULT_K
+    p = sub.add_parser(
+        "render", help="build the public static site from the published weeks",
+        description="Render the anonymized weekly report (HTML, CSV, JSON, Parquet, Atom feed) from "
+                    "OUT/week=*/manifest.json and OUT/week=*/aggregates/. The same inputs and build "
+                    "date give byte-identical files; the site folder is replaced as a whole.")
+    p.add_argument("--out", default=c.DEFAULT_OUT,
+                   help=f"data root holding the published weeks (default: {c.DEFAULT_OUT})")
+    p.add_argument("--site", default="site", help="folder to write the site to (default: site)")
+    p.add_argument("--build-date", metavar="YYYY-MM-DD",
+                   help="date printed as the build date (default: the Monday after the latest week; "
+                        "the clock is never read)")
+    p.add_argument("-k", type=_positive, default=DEFAULT_K,
+                   help=f"show no value seen on fewer than K hosts; such values become 'other' "
+                        f"(default: {DEFAULT_K})")
+    p.add_argument("--plan", metavar="TOML",
+                   help="scan plan (scanners/scanplan.toml) to state ports, rate and shards on the "
+                        "methodology page")
+    p.add_argument("--from-clean", action="store_true",
+                   help="for weeks published without aggregates, compute them from their clean Parquet")
+
+
+def dispatch(args) -> int | None:
+    if args.command != "render":
+        return None
+    from pipelines.lock import RunLock
+    from pipelines.report.load import ReportError
+    from pipelines.report.render import render_site
+    if not os.path.isdir(args.out):
+        print(f"portcensus render: data folder {args.out} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with RunLock(args.out):
+            files = render_site(args.out, args.site, args.build_date, args.k, args.plan,
+                                args.from_clean)
+    except ReportError as exc:
+        print(f"portcensus render: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    pages = sum(1 for p in files if p.endswith(".html"))
+    print(f"wrote {len(files)} files ({pages} pages) to {args.site}")
+    return EXIT_OK

@@ -1,0 +1,185 @@
+"""One typed context per page (datasette style): everything a template shows
+is computed before any template runs, so templates only place values.
+
+Paths are site-relative (``weeks/2013-W37/port-22-tcp.html``); a page turns
+them into relative links with its ``root`` ("../../"), so the site works
+from any folder or URL prefix, and from ``file://``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from markupsafe import Markup
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    href: str      # site-relative path, or an absolute https:// URL
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"     # text | banner | int | count | pct | delta | link (see filters.cell)
+    numeric: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DataTable:
+    """A table on a page, also published as CSV and JSON under data/<scope>/."""
+    slug: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[tuple, ...]        # cell values in column order; Link for kind "link"
+    scope: str                     # a week, or "all"
+    note: str = ""
+    css: str = ""                  # extra class (e.g. "top20")
+
+    @property
+    def csv(self) -> str:
+        return f"data/{self.scope}/{self.slug}.csv"
+
+    @property
+    def json(self) -> str:
+        return f"data/{self.scope}/{self.slug}.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Meta:
+    path: str                      # output path of the page
+    title: str
+    section: str                   # home | weeks | methodology | optout | downloads
+    build_date: str
+    attribution: tuple[Link, ...]  # data licences that must be credited on every page
+
+    @property
+    def root(self) -> str:
+        return "../" * self.path.count("/")
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    manifest_version: int | None
+    files_read: int
+    files_damaged: int
+    read: int
+    accepted: int
+    quarantined: int
+    merged: int
+    excluded: int
+    identity_holds: bool
+    reasons: DataTable             # quarantined by reason
+    damaged: DataTable             # damaged files and their damage kinds
+
+
+@dataclasses.dataclass(frozen=True)
+class WeekSummary:
+    week: str
+    dates: str
+    href: str
+    open_raw: int                  # open (address, port) observations, all ports
+    open_adjusted: int
+    ports: int                     # port/transport pairs with at least one open host
+    coverage: str                  # the honest coverage sentence
+    quality: Quality
+
+
+@dataclasses.dataclass(frozen=True)
+class HomePage:
+    meta: Meta
+    latest: WeekSummary
+    top_ports: DataTable
+    chart: Markup
+    archive: DataTable
+
+
+@dataclasses.dataclass(frozen=True)
+class WeekPage:
+    meta: Meta
+    summary: WeekSummary
+    previous: Link | None
+    following: Link | None
+    ports: DataTable               # every port: raw, adjusted, previous week, change
+    chart: Markup
+    scanned: str                   # which ports were probed, and where that is known from
+    k: int
+    from_clean: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PortPage:
+    meta: Meta
+    week: str
+    dates: str
+    week_href: str
+    port: int
+    transport: str
+    hosts_raw: int
+    hosts_adjusted: int
+    many_ports: int                # hosts flagged for answering on implausibly many ports
+    k: int
+    top20: DataTable               # count, identification string, share, adjusted
+    no_banner: int                 # hosts that said nothing public
+    breakdowns: tuple[DataTable, ...]
+    compared_with: str | None      # the week risers/fallers are measured against
+    risers: DataTable | None
+    fallers: DataTable | None
+    trend: Markup | None
+    trend_table: DataTable | None
+    previous: Link | None          # this port in the previous / next week
+    following: Link | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodologyPage:
+    meta: Meta
+    prose: Markup                  # our own Markdown, never scan data
+    facts: DataTable
+    geoip: DataTable
+    fields: DataTable
+    k: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OptoutPage:
+    meta: Meta
+    prose: Markup
+    weeks: DataTable
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadGroup:
+    title: str
+    links: tuple[Link, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadsPage:
+    meta: Meta
+    groups: tuple[DownloadGroup, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedEntry:
+    id: str
+    title: str
+    updated: str
+    href: str
+    summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    meta: Meta
+    id: str
+    updated: str
+    entries: tuple[FeedEntry, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """A page to render: template name and its context."""
+    template: str
+    page: object

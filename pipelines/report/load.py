@@ -1,0 +1,102 @@
+"""The renderer's inputs: every published week's manifest and aggregates.
+
+Layout read (one folder per week, see pipelines/week.py)::
+
+    OUT/week=<W>/manifest.json
+    OUT/week=<W>/aggregates/aggregates.{parquet,csv,json}
+
+The aggregates are k-suppressed again with the site's k: the site never shows
+a value on fewer hosts than it promises, even if the stage ran with a smaller
+k. Where that changes nothing, the published files are copied byte for byte
+into the downloads; otherwise the downloads are the re-suppressed table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import aggregate as agg
+from pipelines.week import load_manifest, published_weeks, week_path
+
+
+WEEK_RE = re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$")
+
+
+class ReportError(Exception):
+    """The site cannot be built from these inputs; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WeekData:
+    week: str
+    manifest: dict
+    aggregates: pa.Table            # AGG_SCHEMA, suppressed with the site's k
+    downloads: dict[str, bytes]     # AGG_FILES name -> bytes to publish
+    from_clean: bool = False        # computed here from clean Parquet, not by the stage
+
+
+def _is_week(week: str) -> bool:
+    # As pipelines.discover.check_week, without importing Beam's file systems.
+    m = WEEK_RE.match(week)
+    if not m:
+        return False
+    try:
+        datetime.date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    except ValueError:
+        return False
+    return True
+
+
+def aggregates_from_clean(out: str, week: str) -> pa.Table:
+    """The week's aggregates computed from its clean Parquet (for weeks
+    published before the Aggregate stage existed). One table for the whole
+    week: responder-group ids are unique across buckets, so this equals the
+    sum of per-bucket partials."""
+    from pipelines.summary import clean_dataset
+    clean = clean_dataset(out, week).to_table(columns=list(agg.NEEDED))
+    return agg.combine([agg.partial_aggregates(clean, week)])
+
+
+def load_week(out: str, week: str, k: int, from_clean: bool = False) -> WeekData:
+    manifest = load_manifest(out, week)
+    if manifest is None:
+        raise ReportError(f"week {week}: no manifest.json under {week_path(out, week)}")
+    folder = os.path.join(week_path(out, week), agg.AGG_DIR)
+    parquet = os.path.join(folder, "aggregates.parquet")
+    if os.path.exists(parquet):
+        stored = pq.read_table(parquet).select(agg.AGG_SCHEMA.names).cast(agg.AGG_SCHEMA)
+        if stored.num_rows and set(stored.column("week").to_pylist()) != {week}:
+            raise ReportError(f"{parquet} holds rows of another week")
+        table = agg.suppress(stored, k)
+        if table.equals(agg.sort(stored)) and all(
+                os.path.exists(os.path.join(folder, n)) for n in agg.AGG_FILES):
+            downloads = {}
+            for name in agg.AGG_FILES:
+                with open(os.path.join(folder, name), "rb") as f:
+                    downloads[name] = f.read()
+        else:
+            downloads = agg.serialise(table)
+        return WeekData(week, manifest, table, downloads)
+    if not from_clean:
+        raise ReportError(f"week {week} has no aggregates ({parquet}); rerun the week with the "
+                          "Aggregate stage, or render with --from-clean")
+    table = agg.suppress(aggregates_from_clean(out, week), k)
+    return WeekData(week, manifest, table, agg.serialise(table), from_clean=True)
+
+
+def load_weeks(out: str, k: int, from_clean: bool = False) -> list[WeekData]:
+    """Every published week under ``out``, oldest first."""
+    if not os.path.isdir(out):
+        raise ReportError(f"data folder {out} does not exist")
+    weeks = published_weeks(out)
+    for w in weeks:
+        if not _is_week(w):
+            raise ReportError(f"{out}/week={w}: not an ISO week like 2013-W37")
+    if not weeks:
+        raise ReportError(f"no published week under {out} (expected {out}/week=<W>/manifest.json)")
+    return [load_week(out, w, k, from_clean) for w in weeks]

@@ -1,0 +1,266 @@
+"""Contexts of the per-week pages: the week overview and one page per port.
+
+Input: the weeks' ``WeekData`` (pipelines/report/load.py), oldest first.
+Aggregates arrive sorted (biggest first within a dimension), so "top N" is a
+slice; every other order here is explicit, so the same inputs give the same
+pages.
+"""
+from __future__ import annotations
+
+from pipelines.aggregate import OTHER
+from pipelines.report import charts
+from pipelines.report.context import (Column, DataTable, Link, Meta, PortPage, Quality, WeekPage,
+                                      WeekSummary)
+from pipelines.report.filters import pct, share, week_range
+from pipelines.report.load import WeekData
+
+TOP_BANNERS = 20
+TOP_VALUES = 10
+TREND_SERIES = 5
+MOVERS = 10
+BAR_PORTS = 15
+BREAKDOWNS = (("product", "Products"), ("version", "Product versions"),
+              ("os", "Operating systems"), ("device_type", "Device types"),
+              ("country", "Countries"), ("asn", "Autonomous systems"))
+
+
+class WeekIndex:
+    """One week's aggregates by (port, transport) and dimension."""
+
+    def __init__(self, data: WeekData, k: int):
+        self.data, self.k = data, k
+        self.week = data.week
+        self.by_port: dict[tuple[int, str], dict[str, list[tuple[str, int, int]]]] = {}
+        for r in data.aggregates.to_pylist():
+            dims = self.by_port.setdefault((r["port"], r["transport"]), {})
+            dims.setdefault(r["dimension"], []).append((r["value"], r["hosts_raw"], r["hosts_adjusted"]))
+
+    def values(self, key: tuple[int, str], dim: str) -> list[tuple[str, int, int]]:
+        return self.by_port.get(key, {}).get(dim, [])
+
+    def total(self, key: tuple[int, str]) -> tuple[int, int]:
+        rows = self.values(key, "total")
+        return (rows[0][1], rows[0][2]) if rows else (0, 0)
+
+    def ports(self) -> list[tuple[int, str]]:
+        """Port keys with open hosts, biggest first, then by port."""
+        keys = [k for k in self.by_port if self.total(k)[0] > 0]
+        return sorted(keys, key=lambda k: (-self.total(k)[0], k[0], k[1]))
+
+    def paged(self) -> list[tuple[int, str]]:
+        """Ports that get their own page: at least k open hosts. Below k every
+        value would be folded into "other", so such a page could say nothing."""
+        return [key for key in self.ports() if self.total(key)[0] >= self.k]
+
+
+def week_href(week: str) -> str:
+    return f"weeks/{week}/index.html"
+
+
+def port_href(week: str, port: int, transport: str) -> str:
+    return f"weeks/{week}/port-{port}-{transport}.html"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def coverage_sentence(manifest: dict) -> str:
+    damaged = manifest.get("files_damaged", 0) or 0
+    files = ("no input file was damaged" if damaged == 0 else
+             f"{_plural(damaged, 'file was', 'files were')} damaged")
+    cov = manifest.get("coverage")
+    fraction = cov.get("fraction") if isinstance(cov, dict) else None
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
+        return f"This week covers {pct(fraction)} of the targeted addresses; {files}."
+    return ("Coverage is unknown for this week: the run did not record how many of the targeted "
+            f"addresses were probed; {files}.")
+
+
+def quality(week: str, manifest: dict) -> Quality:
+    t = manifest.get("totals", {})
+    reasons = DataTable(
+        slug="quarantine-reasons", title="Records quarantined, by reason", scope=week,
+        columns=(Column("reason", "Reason"), Column("records", "Records", "int", True)),
+        rows=tuple((r, n) for r, n in sorted(manifest.get("quarantine_reasons", {}).items())),
+        note="Quarantined records are kept aside with their reason; none is dropped silently.")
+    damaged_rows = []
+    # Files are numbered, not named: an operator's file name may hold an address.
+    for i, f in enumerate(manifest.get("files", []), 1):
+        if f.get("damaged"):
+            kinds = ", ".join(sorted({d.get("kind", "?") for d in f.get("damage", [])}))
+            damaged_rows.append((i, f.get("tool"), f.get("format"), f.get("compression"), kinds,
+                                 (f.get("accepted", 0) or 0) + (f.get("merged", 0) or 0)))
+    damaged = DataTable(
+        slug="damaged-files", title="Damaged input files", scope=week,
+        columns=(Column("file", "File no.", "int", True), Column("tool", "Tool"),
+                 Column("format", "Format"), Column("compression", "Compression"),
+                 Column("damage", "Damage"), Column("kept", "Records kept", "int", True)),
+        rows=tuple(damaged_rows),
+        note="Every complete record of a damaged file is used; what was cut off is counted above.")
+    return Quality(
+        manifest_version=manifest.get("manifest_version"),
+        files_read=manifest.get("files_read", 0), files_damaged=manifest.get("files_damaged", 0),
+        read=t.get("read", 0), accepted=t.get("accepted", 0), quarantined=t.get("quarantined", 0),
+        merged=t.get("merged", 0), excluded=t.get("excluded", 0),
+        identity_holds=bool(t.get("identity_holds")), reasons=reasons, damaged=damaged)
+
+
+def summary(ix: WeekIndex) -> WeekSummary:
+    ports = ix.ports()
+    return WeekSummary(
+        week=ix.week, dates=week_range(ix.week), href=week_href(ix.week),
+        open_raw=sum(ix.total(k)[0] for k in ports), open_adjusted=sum(ix.total(k)[1] for k in ports),
+        ports=len(ports), coverage=coverage_sentence(ix.data.manifest),
+        quality=quality(ix.week, ix.data.manifest))
+
+
+def scanned_sentence(plan, ix: WeekIndex) -> str:
+    if plan is not None:
+        by_tr: dict[str, set] = {}
+        for job in plan.jobs:
+            by_tr.setdefault(job.transport, set()).update(job.ports)
+        parts = [f"{tr.upper()} {', '.join(str(p) for p in sorted(ps))}" for tr, ps in sorted(by_tr.items())]
+        return f"Ports probed (from the scan plan): {'; '.join(parts)}."
+    return (f"The run did not record its scan plan, so this page lists the "
+            f"{_plural(len(ix.ports()), 'port that', 'ports that')} answered.")
+
+
+def _link(weeks: list[WeekIndex], i: int, key=None) -> Link | None:
+    if not 0 <= i < len(weeks):
+        return None
+    w = weeks[i]
+    if key is None:
+        return Link(week_href(w.week), w.week)
+    return Link(port_href(w.week, *key), w.week) if w.total(key)[0] >= w.k else None
+
+
+def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekPage:
+    ix = weeks[i]
+    prev = weeks[i - 1] if i > 0 else None
+    rows = []
+    for key in ix.paged():
+        raw, adj = ix.total(key)
+        before = prev.total(key)[0] if prev else None
+        rows.append((Link(port_href(ix.week, *key), f"{key[0]}/{key[1]}"), raw, adj,
+                     before, None if before is None else raw - before))
+    small = [key for key in ix.ports() if ix.total(key)[0] < k]
+    label = f"Hosts in {prev.week}" if prev else "Previous week"
+    ports = DataTable(
+        slug="ports", title="Responding hosts per port", scope=ix.week, rows=tuple(rows),
+        columns=(Column("port", "Port", "link"), Column("hosts_raw", "Open hosts", "int", True),
+                 Column("hosts_adjusted", "Adjusted", "int", True),
+                 Column("hosts_previous", label, "int", True),
+                 Column("change", "Change", "delta", True)),
+        note=("Adjusted counts each suspected single responder (a whole /24 or /48 answering "
+              "identically) once." + ("" if prev else " This is the first week: nothing to compare.")
+              + (f" {_plural(len(small), 'more port', 'more ports')} had fewer than {k} open hosts "
+                 f"each ({sum(ix.total(key)[0] for key in small):,} in all); the week's aggregates "
+                 "download lists them." if small else "")))
+    bars = [(f"{p}/{t}", ix.total((p, t))[0]) for p, t in ix.paged()[:BAR_PORTS]]
+    chart = charts.bar_chart(bars, f"Open hosts per port, {ix.week} (top {len(bars)})", "ports")
+    return WeekPage(meta=meta, summary=summary(ix), previous=_link(weeks, i - 1),
+                    following=_link(weeks, i + 1), ports=ports, chart=chart,
+                    scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean)
+
+
+def _value_table(ix: WeekIndex, key, dim: str, title: str, limit: int, total: int, k: int) -> DataTable:
+    values = ix.values(key, dim)
+    rows = tuple((v, raw, share(raw, total), adj) for v, raw, adj in values if v != OTHER)[:limit]
+    other = [r for r in values if r[0] == OTHER]
+    note = ""
+    if other:
+        n, adj = other[0][1], other[0][2]
+        note = (f"Another {_plural(n, 'host', 'hosts')} ({adj:,} adjusted) with values seen on fewer "
+                f"than {k} hosts each {'is' if n == 1 else 'are'} counted together as \u201cother\u201d.")
+    port, tr = key
+    return DataTable(
+        slug=f"port-{port}-{tr}-{dim.replace('_', '-')}", title=title, scope=ix.week, rows=rows,
+        columns=(Column("value", "Value", "banner" if dim == "banner" else "text"),
+                 Column("hosts_raw", "Hosts", "int", True),
+                 Column("share", "Share", "pct", True),
+                 Column("hosts_adjusted", "Adjusted", "int", True)),
+        note=note)
+
+
+def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
+    values = ix.values(key, "banner")
+    named = [(v, raw, adj) for v, raw, adj in values if v != OTHER]
+    other = next(((raw, adj) for v, raw, adj in values if v == OTHER), None)
+    said = sum(raw for _, raw, _ in values)
+    rows = tuple((raw, v, share(raw, total), adj) for v, raw, adj in named[:TOP_BANNERS])
+    note = (f"The {len(rows)} most common of {len(named):,} identification strings seen on at least "
+            f"{k} hosts this week: count first, then the string, as the 2013 listing printed it."
+            if rows else f"No identification string was seen on {k} or more hosts this week.")
+    if other:
+        note += (f" Another {_plural(other[0], 'host', 'hosts')} ({other[1]:,} adjusted) sent strings "
+                 f"each seen on fewer than {k} hosts: counted as \u201cother\u201d, never shown.")
+    port, tr = key
+    table = DataTable(
+        slug=f"port-{port}-{tr}-top20", title="Top identification strings", scope=ix.week,
+        rows=rows, note=note, css="top20",
+        columns=(Column("hosts_raw", "Hosts", "count", True), Column("banner", "Identification string", "banner"),
+                 Column("share", "Share", "pct", True), Column("hosts_adjusted", "Adjusted", "int", True)))
+    return table, max(0, total - said)
+
+
+def _movers(ix: WeekIndex, prev: WeekIndex, key, k: int) -> tuple[DataTable, DataTable]:
+    now = {v: raw for v, raw, _ in ix.values(key, "banner") if v != OTHER}
+    before = {v: raw for v, raw, _ in prev.values(key, "banner") if v != OTHER}
+    deltas = [(v, before.get(v), now.get(v), now.get(v, 0) - before.get(v, 0))
+              for v in sorted(set(now) | set(before))]
+    risers = sorted((d for d in deltas if d[3] > 0), key=lambda d: (-d[3], d[0]))[:MOVERS]
+    fallers = sorted((d for d in deltas if d[3] < 0), key=lambda d: (d[3], d[0]))[:MOVERS]
+    port, tr = key
+    cols = (Column("banner", "Identification string", "banner"),
+            Column("hosts_previous", prev.week, "int", True), Column("hosts_raw", ix.week, "int", True),
+            Column("change", "Change", "delta", True))
+    note = f"\u2014 means fewer than {k} hosts (or none) that week; the change then counts it as 0."
+    return (DataTable(f"port-{port}-{tr}-risers", "Risers", cols, tuple(risers), ix.week, note),
+            DataTable(f"port-{port}-{tr}-fallers", "Fallers", cols, tuple(fallers), ix.week, note))
+
+
+def _trend(weeks: list[WeekIndex], i: int, key, k: int) -> tuple:
+    ix = weeks[i]
+    dim = "version" if any(v != OTHER for v, _, _ in ix.values(key, "version")) else "banner"
+    top = [v for v, _, _ in ix.values(key, dim) if v != OTHER][:TREND_SERIES]
+    if i == 0 or not top:
+        return None, None
+    span = weeks[: i + 1]
+    series = []
+    for v in top:
+        per = []
+        for w in span:
+            found = [raw for val, raw, _ in w.values(key, dim) if val == v]
+            per.append(found[0] if found else None)
+        series.append((v, per))
+    what = "product versions" if dim == "version" else "identification strings"
+    port, tr = key
+    svg = charts.line_chart([w.week for w in span], series,
+                            f"Hosts per week of this week's top {len(top)} {what} on {port}/{tr}", "trend")
+    table = DataTable(
+        slug=f"port-{port}-{tr}-trend", title=f"Top {what} over the weeks", scope=ix.week,
+        columns=(Column("value", "Value", "banner"),)
+        + tuple(Column(f"hosts_{w.week}", w.week, "int", True) for w in span),
+        rows=tuple((v,) + tuple(per) for v, per in series),
+        note=f"\u2014 means fewer than {k} hosts (or none) that week.")
+    return svg, table
+
+
+def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPage:
+    ix = weeks[i]
+    raw, adj = ix.total(key)
+    many = ix.values(key, "many_ports")
+    top20, no_banner = _top20(ix, key, raw, k)
+    breakdowns = tuple(_value_table(ix, key, dim, title, TOP_VALUES if dim in ("country", "asn") else 20,
+                                    raw, k) for dim, title in BREAKDOWNS)
+    prev = weeks[i - 1] if i > 0 else None
+    risers, fallers = _movers(ix, prev, key, k) if prev else (None, None)
+    trend, trend_table = _trend(weeks, i, key, k)
+    return PortPage(
+        meta=meta, week=ix.week, dates=week_range(ix.week), week_href=week_href(ix.week),
+        port=key[0], transport=key[1], hosts_raw=raw, hosts_adjusted=adj,
+        many_ports=many[0][1] if many else 0, k=k, top20=top20, no_banner=no_banner,
+        breakdowns=breakdowns, compared_with=prev.week if prev else None,
+        risers=risers, fallers=fallers, trend=trend, trend_table=trend_table,
+        previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key))

@@ -1,0 +1,188 @@
+"""Build the public site: load the weeks, make every page's context, render
+every file into memory, and only then write the folder (Pelican's order:
+context first, writer last).
+
+    build_site(out, build_date, k) -> {relative path: bytes}
+    write_site(files, site)           # whole folder swapped in at once
+    render_site(out, site, ...)       # both
+
+Output for the same inputs is byte-identical: no clock (the build date is an
+input), sorted iteration, fixed formatting (filters.py). Jinja runs with
+autoescape and StrictUndefined; banners reach HTML only through autoescaped
+expressions, never through Markdown.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import jinja2
+
+from pipelines.aggregate import DEFAULT_K
+from pipelines.publish import recover, swap_in
+from pipelines.report.context import DataTable, Link
+from pipelines.report.filters import FILTERS, atom_date
+from pipelines.report.load import ReportError, load_weeks
+from pipelines.report.site import SiteOptions, build_pages
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "report_templates")
+STATIC = ("style.css", "favicon.svg")
+MARKER = ".portcensus-site"
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def environment(templates: str = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.filters.update(FILTERS)
+    return env
+
+
+def _plain(value):
+    """A cell as data: links become their text, fractions keep 6 decimals."""
+    if isinstance(value, Link):
+        return value.text
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def table_rows(table: DataTable) -> list[dict]:
+    keys = [c.key for c in table.columns]
+    return [dict(zip(keys, (_plain(v) for v in row))) for row in table.rows]
+
+
+def _csv_cell(value):
+    # Attacker-written text must not become a spreadsheet formula (see
+    # pipelines.aggregate.FORMULA_START); numbers are left alone.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def table_csv(table: DataTable) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.key for c in table.columns])
+    for row in table.rows:
+        writer.writerow(["" if v is None else _csv_cell(_plain(v)) for v in row])
+    return buf.getvalue().encode()
+
+
+def table_json(table: DataTable) -> bytes:
+    doc = {"title": table.title, "note": table.note, "columns": [c.key for c in table.columns],
+           "rows": table_rows(table)}
+    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=True) + "\n").encode()
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def check_build_date(build_date: str) -> str:
+    if not DATE_RE.match(build_date or ""):
+        raise ReportError(f"build date {build_date!r} is not YYYY-MM-DD")
+    try:
+        datetime.date.fromisoformat(build_date)
+    except ValueError:
+        raise ReportError(f"build date {build_date!r} is not a real date") from None
+    return build_date
+
+
+def load_plan(path: str | None):
+    if not path:
+        return None
+    from scanners.plan import PlanError, parse_plan
+    try:
+        return parse_plan(_read(path))
+    except (OSError, PlanError) as exc:
+        raise ReportError(f"scan plan {path}: {exc}") from None
+
+
+def build_site(out: str, build_date: str | None = None, k: int = DEFAULT_K, plan=None,
+               from_clean: bool = False, templates: str = TEMPLATES) -> dict[str, bytes]:
+    """{site-relative path: bytes} for every file of the site."""
+    if not isinstance(k, int) or k < 1:
+        raise ReportError(f"k must be an integer >= 1, not {k!r}")
+    weeks = load_weeks(out, k, from_clean)
+    # Without an explicit date the site is dated by its data (the Monday
+    # after the latest week), never by the clock.
+    date = check_build_date(build_date) if build_date else atom_date(weeks[-1].week)[:10]
+    opts = SiteOptions(build_date=date, k=k, plan=plan,
+                       methodology_md=_read(os.path.join(templates, "prose", "methodology.md")),
+                       optout_md=_read(os.path.join(templates, "prose", "optout.md")))
+    pages, tables = build_pages(weeks, opts)
+    env = environment(templates)
+    files: dict[str, bytes] = {}
+    for path, output in pages:
+        files[path] = env.get_template(output.template).render(
+            page=output.page, root=output.page.meta.root).encode("utf-8")
+    for t in tables:
+        files[t.csv] = table_csv(t)
+        files[t.json] = table_json(t)
+    for w in weeks:
+        for name, data in w.downloads.items():
+            files[f"data/{w.week}/{name}"] = data
+    for name in STATIC:
+        with open(os.path.join(templates, "static", name), "rb") as f:
+            files[f"static/{name}"] = f.read()
+    files[MARKER] = b"Written by 'portcensus render'; the whole folder is replaced on each build.\n"
+    return files
+
+
+def _safe(rel: str) -> bool:
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
+def write_site(files: dict[str, bytes], site: str) -> None:
+    """Write ``files`` as the folder ``site``, replacing a previous build in one
+    swap. Refuses a folder that holds anything but a previous build (or a lone
+    README.md, which is kept)."""
+    site = os.path.abspath(site)
+    keep: dict[str, bytes] = {}
+    recover(site)
+    if os.path.lexists(site):
+        if not os.path.isdir(site):
+            raise ReportError(f"{site} exists and is not a folder")
+        entries = set(os.listdir(site))
+        if MARKER not in entries and entries - {"README.md"}:
+            raise ReportError(f"refusing to replace {site}: it holds files that 'portcensus render' "
+                              "did not write (choose an empty or new --site folder)")
+        if "README.md" in entries and "README.md" not in files:
+            with open(os.path.join(site, "README.md"), "rb") as f:
+                keep["README.md"] = f.read()
+    bad = [p for p in files if not _safe(p)]
+    if bad:
+        raise ReportError(f"refusing to write outside the site folder: {bad[0]!r}")
+    parent = os.path.dirname(site)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(site)}.new-", dir=parent)
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a web server must read the site
+        for rel, data in sorted({**keep, **files}.items()):
+            path = os.path.join(tmp, *rel.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        swap_in(tmp, site)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render_site(out: str, site: str, build_date: str | None = None, k: int = DEFAULT_K,
+                plan_path: str | None = None, from_clean: bool = False) -> dict[str, bytes]:
+    """Build the site from ``out`` and write it to ``site``; returns the files."""
+    files = build_site(out, build_date, k, load_plan(plan_path), from_clean)
+    write_site(files, site)
+    return files

@@ -1,0 +1,235 @@
+"""Contexts of the whole site: home, methodology, opt-out, downloads and the
+Atom feed, plus ``build_pages`` which makes every page's context (week and
+port pages come from pipelines/report/pages.py).
+
+Nothing here reads files or the clock: the inputs are the loaded weeks and
+``SiteOptions`` (build date, k, our prose, the optional scan plan).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import markdown
+from markupsafe import Markup
+
+from pipelines.aggregate import AGG_FILES, AGG_SCHEMA
+from pipelines.report import charts
+from pipelines.report.context import (Column, DataTable, DownloadGroup, DownloadsPage, Feed, FeedEntry,
+                                      HomePage, Link, Meta, MethodologyPage, OptoutPage, Output)
+from pipelines.report.filters import atom_date, pct, week_range
+from pipelines.report.load import WeekData
+from pipelines.report.pages import (BAR_PORTS, WeekIndex, port_href, port_page, summary, week_href,
+                                    week_page)
+from pipelines.schema import field_docs
+
+SHARD_RE = re.compile(r"-shard(\d+)of(\d+)\.")
+DBIP = Link("https://db-ip.com", "IP Geolocation by DB-IP")
+MAXMIND = Link("https://www.maxmind.com", "GeoLite2 data created by MaxMind")
+FEED_ID = "urn:portcensus:feed"
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteOptions:
+    build_date: str          # YYYY-MM-DD, an input: the site never reads the clock
+    k: int
+    methodology_md: str      # our own prose (Markdown); scan data never goes through Markdown
+    optout_md: str
+    plan: object | None = None   # scanners.plan.Plan, when the operator passes one
+
+
+def prose(text: str) -> Markup:
+    return Markup(markdown.markdown(text, output_format="html"))
+
+
+def _geo_dbs(weeks: list[WeekData]):
+    for w in weeks:
+        for role, info in sorted(((w.manifest.get("run") or {}).get("geoip") or {}).items()):
+            yield w.week, role, info
+
+
+def attribution(weeks: list[WeekData]) -> tuple[Link, ...]:
+    """Credits the GeoIP licences require on pages that use their data."""
+    types = {str(info.get("database_type", "")) for _, _, info in _geo_dbs(weeks)}
+    out = []
+    if any(t.upper().startswith("DBIP") for t in types):
+        out.append(DBIP)
+    if any("GEOLITE2" in t.upper() and not t.upper().startswith("DBIP") for t in types):
+        out.append(MAXMIND)
+    return tuple(out)
+
+
+def tables_of(obj) -> list[DataTable]:
+    """Every DataTable reachable from a page context, in field order."""
+    if isinstance(obj, DataTable):
+        return [obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [t for f in dataclasses.fields(obj) for t in tables_of(getattr(obj, f.name))]
+    if isinstance(obj, (tuple, list)):
+        return [t for x in obj for t in tables_of(x)]
+    return []
+
+
+def home_page(weeks: list[WeekIndex], meta: Meta) -> HomePage:
+    latest = weeks[-1]
+    top = DataTable(
+        slug="latest-top-ports", title=f"Top ports in {latest.week}", scope="all",
+        columns=(Column("port", "Port", "link"), Column("hosts_raw", "Open hosts", "int", True),
+                 Column("hosts_adjusted", "Adjusted", "int", True)),
+        rows=tuple((Link(port_href(latest.week, *k), f"{k[0]}/{k[1]}"),) + latest.total(k)
+                   for k in latest.paged()[:10]))
+    rows = []
+    for w in reversed(weeks):
+        s = summary(w)
+        cov = w.data.manifest.get("coverage")
+        fraction = cov.get("fraction") if isinstance(cov, dict) else None
+        rows.append((Link(s.href, w.week), s.dates, s.open_raw, s.open_adjusted, s.ports,
+                     s.quality.files_read, s.quality.files_damaged,
+                     pct(fraction) if isinstance(fraction, (int, float)) else "unknown"))
+    archive = DataTable(
+        slug="archive", title="Every week", scope="all", rows=tuple(rows),
+        columns=(Column("week", "Week", "link"), Column("dates", "Dates"),
+                 Column("open_raw", "Open hosts", "int", True),
+                 Column("open_adjusted", "Adjusted", "int", True), Column("ports", "Ports", "int", True),
+                 Column("files", "Files", "int", True), Column("damaged", "Damaged", "int", True),
+                 Column("coverage", "Coverage")),
+        note="Open hosts are summed over ports: an address open on two ports counts twice.")
+    bars = [(f"{p}/{t}", latest.total((p, t))[0]) for p, t in latest.paged()[:BAR_PORTS]]
+    chart = charts.bar_chart(bars, f"Open hosts per port, {latest.week}", "home-ports")
+    return HomePage(meta=meta, latest=summary(latest), top_ports=top, chart=chart, archive=archive)
+
+
+def _facts(weeks: list[WeekData], opts: SiteOptions) -> DataTable:
+    last = weeks[-1].manifest
+    run = last.get("run") or {}
+    plan = opts.plan
+    span = weeks[0].week if len(weeks) == 1 else f"{weeks[0].week} to {weeks[-1].week}"
+    rows = [("Weeks published", f"{len(weeks)} ({span})")]
+    if plan is not None:
+        ports = sorted({(j.transport, p) for j in plan.jobs for p in j.ports})
+        rows += [("Ports probed", ", ".join(f"{p}/{t}" for t, p in ports)),
+                 ("Probe rate", f"{plan.rate:,} packets per second per shard"),
+                 ("Shards", f"{plan.shards} machines share one random permutation per week")]
+    else:
+        shards = sorted({int(m.group(2)) for w in weeks for f in w.manifest.get("files", [])
+                         for m in [SHARD_RE.search(f.get("file", ""))] if m})
+        rows += [("Ports probed", "not recorded by the runs (see each week's list of ports that answered)"),
+                 ("Probe rate", "not recorded by the runs"),
+                 ("Shards", f"input files name up to {shards[-1]} shards" if shards else "not recorded")]
+    optout = run.get("optout")
+    rows.append(("Exclusions", "no opt-out list was applied in the latest week" if not optout else
+                 f"{optout.get('entries', 0):,} opt-out entries covering "
+                 f"{optout.get('ipv4_addresses', 0):,} IPv4 addresses and "
+                 f"{optout.get('ipv6_ranges', 0):,} IPv6 ranges (latest week)"))
+    th = run.get("responder_thresholds") or {}
+    if th:
+        rows.append(("Single responders", f"at least {th.get('min_hosts')} addresses of one /24 or /48 "
+                     f"with identical answers, and at least {pct(th.get('min_share'), 0)} of that "
+                     f"network's responders on the port"))
+        rows.append(("Many-port hosts", f"flagged when open on at least {th.get('many_ports')} ports"))
+    rows.append(("Suppression", f"values seen on fewer than {opts.k} hosts are shown only as \u201cother\u201d"))
+    rows.append(("Processing", f"portcensus {run.get('pipeline_version', '?')}, "
+                 f"{run.get('buckets', '?')} dedup buckets, banners up to "
+                 f"{run.get('max_banner_bytes', 0):,} bytes"))
+    return DataTable(slug="methodology-facts", title="How the latest week was made", scope="all",
+                     columns=(Column("fact", "What"), Column("value", "How")), rows=tuple(rows))
+
+
+def methodology_page(weeks: list[WeekData], opts: SiteOptions, meta: Meta) -> MethodologyPage:
+    geo = DataTable(
+        slug="geoip-databases", title="GeoIP databases used", scope="all",
+        columns=(Column("week", "Week"), Column("role", "Lookup"), Column("type", "Database"),
+                 Column("build_date", "Built"), Column("sha256", "SHA-256 (first 16)")),
+        rows=tuple((wk, role, info.get("database_type"), str(info.get("build_date", ""))[:10],
+                    str(info.get("sha256", ""))[:16]) for wk, role, info in _geo_dbs(weeks)))
+    docs = field_docs(AGG_SCHEMA)
+    fields = DataTable(
+        slug="aggregate-fields", title="Columns of the published aggregates", scope="all",
+        columns=(Column("column", "Column"), Column("meaning", "Meaning")),
+        rows=tuple((name, docs[name]) for name in AGG_SCHEMA.names))
+    return MethodologyPage(meta=meta, prose=prose(opts.methodology_md), facts=_facts(weeks, opts),
+                           geoip=geo, fields=fields, k=opts.k)
+
+
+def optout_page(weeks: list[WeekData], opts: SiteOptions, meta: Meta) -> OptoutPage:
+    rows = []
+    for w in reversed(weeks):
+        o = (w.manifest.get("run") or {}).get("optout")
+        excluded = (w.manifest.get("totals") or {}).get("excluded", 0)
+        if o:
+            rows.append((w.week, "yes", o.get("entries"), o.get("ipv4_addresses"), o.get("ipv6_ranges"), excluded))
+        else:
+            rows.append((w.week, "no", None, None, None, excluded))
+    table = DataTable(
+        slug="optout-weeks", title="Opt-out list applied, per week", scope="all", rows=tuple(rows),
+        columns=(Column("week", "Week"), Column("applied", "List applied"),
+                 Column("entries", "Entries", "int", True),
+                 Column("ipv4_addresses", "IPv4 addresses", "int", True),
+                 Column("ipv6_ranges", "IPv6 ranges", "int", True),
+                 Column("excluded", "Records excluded", "int", True)),
+        note="Only counts are published; the list itself stays private.")
+    return OptoutPage(meta=meta, prose=prose(opts.optout_md), weeks=table)
+
+
+def downloads_page(weeks: list[WeekData], tables: list[DataTable], meta: Meta) -> DownloadsPage:
+    groups = []
+    for w in reversed(weeks):
+        links = [Link(f"data/{w.week}/{name}", f"All aggregates of {w.week} ({name.rsplit('.', 1)[1]})")
+                 for name in AGG_FILES]
+        for t in sorted((t for t in tables if t.scope == w.week), key=lambda t: t.slug):
+            links += [Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")]
+        groups.append(DownloadGroup(f"Week {w.week}", tuple(links)))
+    site_wide = sorted((t for t in tables if t.scope == "all"), key=lambda t: t.slug)
+    groups.append(DownloadGroup("Site-wide tables", tuple(
+        link for t in site_wide for link in (Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")))))
+    return DownloadsPage(meta=meta, groups=tuple(groups))
+
+
+def feed(weeks: list[WeekIndex], meta: Meta) -> Feed:
+    entries = []
+    for w in reversed(weeks):
+        s = summary(w)
+        entries.append(FeedEntry(
+            id=f"urn:portcensus:week:{w.week}", updated=atom_date(w.week), href=week_href(w.week),
+            title=f"Week {w.week} ({week_range(w.week)}): {s.open_raw:,} open hosts on {s.ports:,} ports",
+            summary=s.coverage))
+    return Feed(meta=meta, id=FEED_ID, updated=atom_date(weeks[-1].week), entries=tuple(entries))
+
+
+def _unique(tables: list[DataTable]) -> list[DataTable]:
+    """Tables by download path; one path must always mean one table."""
+    seen: dict[str, DataTable] = {}
+    for t in tables:
+        if t.csv in seen and seen[t.csv] != t:
+            raise ValueError(f"two different tables want {t.csv}")
+        seen[t.csv] = t
+    return [seen[p] for p in sorted(seen)]
+
+
+def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[str, Output]], list[DataTable]]:
+    """Every page's context, plus every table to publish as CSV/JSON."""
+    att = attribution(weeks)
+
+    def meta(path: str, title: str, section: str) -> Meta:
+        return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att)
+
+    ix = [WeekIndex(w, opts.k) for w in weeks]
+    pages: list[tuple[str, Output]] = [
+        ("index.html", Output("home.html", home_page(ix, meta("index.html", "Weekly port census", "home"))))]
+    for i, w in enumerate(ix):
+        path = week_href(w.week)
+        pages.append((path, Output("week.html", week_page(ix, i, meta(path, f"Week {w.week}", "weeks"),
+                                                          opts.plan, opts.k))))
+        for key in w.paged():
+            path = port_href(w.week, *key)
+            title = f"Port {key[0]}/{key[1]}, week {w.week}"
+            pages.append((path, Output("port.html", port_page(ix, i, key, meta(path, title, "weeks"), opts.k))))
+    pages.append(("methodology.html", Output("methodology.html", methodology_page(
+        weeks, opts, meta("methodology.html", "Methodology", "methodology")))))
+    pages.append(("optout.html", Output("optout.html", optout_page(
+        weeks, opts, meta("optout.html", "Opt out", "optout")))))
+    tables = _unique([t for _, o in pages for t in tables_of(o.page)])
+    pages.append(("downloads.html", Output("downloads.html", downloads_page(
+        weeks, tables, meta("downloads.html", "Downloads", "downloads")))))
+    pages.append(("feed.xml", Output("feed.xml", feed(ix, meta("feed.xml", "portcensus weekly", "feed")))))
+    return pages, tables

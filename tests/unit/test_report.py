@@ -1,0 +1,335 @@
+"""The site renderer on hand-made published weeks: filters, charts, escaping
+of hostile banners, k-suppression, no address or host name anywhere, the
+folder swap and the CLI."""
+import argparse
+import datetime
+import html
+import html.parser
+import io
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, strategies as st
+
+from pipelines import aggregate as agg
+from pipelines import cli_report
+from pipelines.report import charts, filters
+from pipelines.report.context import Column, DataTable
+from pipelines.report.load import ReportError
+from pipelines.report.render import MARKER, build_site, environment, load_plan, write_site
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+SECRET_IP, SECRET_HOST = "192.0.2.55", "scanner-target.example.net"
+
+
+# -- filters ---------------------------------------------------------------------
+
+def test_number_filters():
+    assert filters.intcomma(1730887) == "1,730,887"
+    assert filters.intcomma(None) == "\u2014"
+    assert filters.pct(0.1234) == "12.3%"
+    assert filters.pct(0.00001) == "<0.1%"
+    assert filters.pct(0) == "0.0%" and filters.pct(1) == "100.0%"
+    assert filters.pct(0.9, 0) == "90%"
+    assert filters.signed(1234) == "+1,234"
+    assert filters.signed(-56) == "\u221256"
+    assert filters.signed(0) == "\u00b10"
+    assert filters.share(1, 4) == 0.25 and filters.share(1, 0) is None
+    assert filters.cell(1730887, "count") == "1730887"     # the 2013 listing: plain digits
+    assert filters.cell(1730887, "int") == "1,730,887"
+    assert filters.cell(None, "pct") == "\u2014"
+    assert filters.clip("x" * 300).endswith("\u2026") and len(filters.clip("x" * 300)) == 200
+    assert filters.clip("short") == "short"
+
+
+def test_week_filters():
+    assert filters.week_days("2013-W37") == (datetime.date(2013, 9, 9), datetime.date(2013, 9, 15))
+    assert filters.week_range("2013-W37") == "9\u201315 Sep 2013"
+    assert filters.week_range("2013-W40") == "30 Sep \u2013 6 Oct 2013"
+    assert filters.week_range("2014-W01") == "30 Dec 2013 \u2013 5 Jan 2014"
+    assert filters.atom_date("2013-W37") == "2013-09-16T00:00:00Z"
+    assert filters.atom_date("2020-W53") == "2021-01-04T00:00:00Z"
+
+
+def test_href_filter_keeps_links_relative():
+    assert filters.href("static/style.css", "../../") == "../../static/style.css"
+    assert filters.href("index.html", "") == "index.html"
+    assert filters.href("https://db-ip.com", "../../") == "https://db-ip.com"
+
+
+def test_charts_escape_labels_and_scale():
+    assert [charts.nice_max(v) for v in (0, 1, 7, 11, 26, 240, 1730887)] == [1, 1, 10, 20, 50, 250, 2000000]
+    assert charts.ticks(250) == [0, 62, 125, 188, 250]
+    svg = charts.line_chart(["2013-W36", "2013-W37"], [(SCRIPT, [3, None]), (IMG, [None, 9])],
+                            "t<i>", "u1")
+    assert "<script" not in svg and "<img" not in svg and "<i>" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    ET.fromstring(str(svg))   # well-formed XML
+    bars = charts.bar_chart([(IMG, 5), ("22/tcp", 10)], "bars", "u2")
+    ET.fromstring(str(bars))
+    assert "<img" not in bars
+
+
+# -- a published data root made by hand -------------------------------------------
+
+def manifest(week, damaged_file=None, coverage=None):
+    files = [{"file": "masscan-tcp-shard01of02.ndjson.gz", "damaged": False, "damage": [],
+              "tool": "masscan", "format": "masscan-ndjson", "compression": "gzip",
+              "accepted": 50, "merged": 10}]
+    if damaged_file:
+        files.append({"file": damaged_file, "damaged": True, "damage": [{"kind": "missing_footer", "offset": 9}],
+                      "tool": "masscan", "format": "masscan-list", "compression": "none",
+                      "accepted": 7, "merged": 0})
+    m = {"manifest_version": 1, "week": week,
+         "totals": {"read": 70, "accepted": 57, "quarantined": 3, "excluded": 0, "merged": 10,
+                    "identity_holds": True},
+         "files_read": len(files), "files_damaged": int(bool(damaged_file)),
+         "quarantine_reasons": {"invalid_ip": 2, "truncated_record": 1},
+         "observations": {"rows": 57, "by_port": {"22": 57}},
+         "run": {"pipeline_version": "0.1.0", "buckets": 16, "max_banner_bytes": 65536, "optout": None,
+                 "responder_thresholds": {"min_hosts": 32, "min_share": 0.9, "many_ports": 8},
+                 "geoip": {"country": {"database_type": "DBIP-Country-Lite",
+                                       "build_date": "2026-09-01T01:32:45Z", "sha256": "d284" * 16}}},
+         "files": files}
+    if coverage is not None:
+        m["coverage"] = {"fraction": coverage}
+    return m
+
+
+def agg_rows(week, rows):
+    return agg.sort(pa.Table.from_pylist(
+        [dict(zip(agg.AGG_SCHEMA.names, (week,) + r)) for r in rows], schema=agg.AGG_SCHEMA))
+
+
+def publish(root, week, rows, **kw):
+    d = root / f"week={week}"
+    (d / "aggregates").mkdir(parents=True)
+    (d / "manifest.json").write_text(json.dumps(manifest(week, **kw)))
+    for name, data in agg.serialise(agg_rows(week, rows)).items():
+        (d / "aggregates" / name).write_bytes(data)
+
+
+W1 = [(22, "tcp", "total", "open", 60, 50), (22, "tcp", "banner", SCRIPT, 20, 20),
+      (22, "tcp", "banner", "SSH-2.0-OpenSSH_4.3", 30, 21), (22, "tcp", "banner", "rare-banner-q7", 3, 3),
+      (22, "tcp", "version", "OpenSSH 4.3", 30, 21), (22, "tcp", "country", "US", 40, 35),
+      (22, "tcp", "asn", "AS7018 AT&T Enterprises, LLC", 25, 20),
+      (80, "tcp", "total", "open", 4, 4)]
+W2 = [(22, "tcp", "total", "open", 80, 70), (22, "tcp", "banner", SCRIPT, 12, 12),
+      (22, "tcp", "banner", IMG, 15, 15), (22, "tcp", "banner", "SSH-2.0-OpenSSH_4.3", 45, 36),
+      (22, "tcp", "version", "OpenSSH 4.3", 45, 36), (22, "tcp", "version", IMG, 15, 15),
+      (22, "tcp", "country", "US", 50, 40)]
+
+
+def make_root(out):
+    publish(out, "2013-W36", W1, damaged_file=f"scan-{SECRET_IP}-{SECRET_HOST}.list")
+    publish(out, "2013-W37", W2, coverage=0.987)
+    return out
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Shared and read-only; a test that changes inputs makes its own (make_root)."""
+    return make_root(tmp_path_factory.mktemp("published") / "out")
+
+
+@pytest.fixture(scope="module")
+def files(root):
+    return build_site(str(root), "2013-09-20", k=10)
+
+
+class Tags(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += [name for name, _ in attrs]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(data: bytes) -> Tags:
+    p = Tags()
+    p.feed(data.decode("utf-8"))
+    return p
+
+
+def test_hostile_banners_show_as_text_everywhere(files):
+    port = files["weeks/2013-W37/port-22-tcp.html"]
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in port
+    assert b"&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in port
+    text = "".join(parse(port).text)
+    assert SCRIPT in text and IMG in text        # readable as the text it is
+    for path, data in files.items():
+        if path.endswith((".html", ".xml")):
+            p = parse(data)
+            assert "script" not in p.tags and "img" not in p.tags, path
+            assert not [a for a in p.attrs if a.startswith("on")], path
+    # the trend chart (SVG) labels pass through the same escaping
+    assert b"<svg" in port and b"<img" not in port
+
+
+def test_k_suppression_is_visible_and_complete(files, root):
+    for path, data in files.items():
+        assert b"rare-banner-q7" not in data, path
+    w36 = files["weeks/2013-W36/port-22-tcp.html"].decode()
+    assert "Another 3 hosts (3 adjusted) sent strings each seen on fewer than 10 hosts" in w36
+    # the stage wrote the rare value (k=1); the downloaded Parquet is re-suppressed
+    stored = pq.read_table(root / "week=2013-W36" / "aggregates" / "aggregates.parquet")
+    assert "rare-banner-q7" in stored.column("value").to_pylist()
+    site = pq.read_table(io.BytesIO(files["data/2013-W36/aggregates.parquet"]))
+    assert "rare-banner-q7" not in site.column("value").to_pylist()
+    assert site.equals(agg.suppress(stored, 10))
+    # a port with fewer than k hosts gets no page, but is counted on the week page
+    assert "weeks/2013-W36/port-80-tcp.html" not in files
+    assert "1 more port had fewer than 10 open hosts each (4 in all)" in \
+        files["weeks/2013-W36/index.html"].decode()
+
+
+def test_unchanged_aggregates_are_copied_byte_for_byte(files, root):
+    for name in agg.AGG_FILES:
+        assert files[f"data/2013-W37/{name}"] == (root / "week=2013-W37" / "aggregates" / name).read_bytes()
+
+
+def test_no_address_or_host_name_anywhere(files):
+    ipv4 = re.compile(rb"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+    for path, data in files.items():
+        assert SECRET_IP.encode() not in data and SECRET_HOST.encode() not in data, path
+        if not path.endswith(".parquet"):
+            assert not ipv4.search(data), (path, ipv4.search(data))
+    week = files["weeks/2013-W36/index.html"].decode()
+    assert "missing_footer" in week and "masscan-list" in week   # the damage is shown, by number
+
+
+def test_week_page_numbers_and_changes(files):
+    w37 = files["weeks/2013-W37/index.html"].decode()
+    assert "This week covers 98.7% of the targeted addresses; no input file was damaged." in w37
+    w36 = files["weeks/2013-W36/index.html"].decode()
+    assert "Coverage is unknown for this week" in w36 and "1 file was damaged" in w36
+    ports = json.loads(files["data/2013-W37/ports.json"])
+    assert ports["rows"] == [{"port": "22/tcp", "hosts_raw": 80, "hosts_adjusted": 70,
+                              "hosts_previous": 60, "change": 20}]
+    reasons = files["data/2013-W36/quarantine-reasons.csv"].decode().splitlines()
+    assert reasons == ["reason,records", "invalid_ip,2", "truncated_record,1"]
+
+
+def test_port_page_top20_risers_fallers_and_trend(files):
+    top = json.loads(files["data/2013-W37/port-22-tcp-top20.json"])["rows"]
+    assert [(r["hosts_raw"], r["banner"]) for r in top] == [
+        (45, "SSH-2.0-OpenSSH_4.3"), (15, IMG), (12, SCRIPT)]
+    assert top[0]["share"] == round(45 / 80, 6) and top[0]["hosts_adjusted"] == 36
+    page = files["weeks/2013-W37/port-22-tcp.html"].decode()
+    assert '<td class="count num">45</td><td class="banner"><code>SSH-2.0-OpenSSH_4.3</code>' in page
+    risers = json.loads(files["data/2013-W37/port-22-tcp-risers.json"])["rows"]
+    fallers = json.loads(files["data/2013-W37/port-22-tcp-fallers.json"])["rows"]
+    assert [(r["banner"], r["change"]) for r in risers] == [(IMG, 15), ("SSH-2.0-OpenSSH_4.3", 15)]
+    assert [(r["banner"], r["change"]) for r in fallers] == [(SCRIPT, -8)]
+    trend = json.loads(files["data/2013-W37/port-22-tcp-trend.json"])["rows"]
+    assert trend == [{"value": "OpenSSH 4.3", "hosts_2013-W36": 30, "hosts_2013-W37": 45},
+                     {"value": IMG, "hosts_2013-W36": None, "hosts_2013-W37": 15}]
+    assert "weeks/2013-W36/port-22-tcp.html" in files
+    assert 'href="../2013-W36/port-22-tcp.html"' not in page   # links go through the site root
+    assert 'href="../../weeks/2013-W36/port-22-tcp.html"' in page
+
+
+def test_feed_and_attribution(files):
+    feed = ET.fromstring(files["feed.xml"])
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entries = feed.findall("a:entry", ns)
+    assert [e.find("a:id", ns).text for e in entries] == ["urn:portcensus:week:2013-W37",
+                                                          "urn:portcensus:week:2013-W36"]
+    assert [e.find("a:updated", ns).text for e in entries] == ["2013-09-16T00:00:00Z", "2013-09-09T00:00:00Z"]
+    assert feed.find("a:updated", ns).text == "2013-09-16T00:00:00Z"
+    for path, data in files.items():
+        if path.endswith(".html"):
+            assert b'<a href="https://db-ip.com">IP Geolocation by DB-IP</a>' in data, path
+    assert b"IP Geolocation by DB-IP (<a href=\"https://db-ip.com\">https://db-ip.com</a>)" in files["methodology.html"]
+
+
+def test_same_inputs_same_bytes_and_no_clock(root, files):
+    again = build_site(str(root), "2013-09-20", k=10)
+    assert again == files
+    dated = build_site(str(root), None, k=10)       # no date given: derived from the data
+    assert b"Built 2013-09-16 " in dated["index.html"]
+
+
+def test_bad_inputs_raise_report_errors(tmp_path):
+    root = make_root(tmp_path / "out")
+    with pytest.raises(ReportError, match="does not exist"):
+        build_site(str(tmp_path / "nope"))
+    with pytest.raises(ReportError, match="YYYY-MM-DD"):
+        build_site(str(root), "20.09.2013")
+    with pytest.raises(ReportError, match="not a real date"):
+        build_site(str(root), "2013-02-30")
+    os.remove(root / "week=2013-W37" / "aggregates" / "aggregates.parquet")
+    with pytest.raises(ReportError, match="--from-clean"):
+        build_site(str(root), "2013-09-20")
+
+
+def test_write_site_swaps_whole_folder_and_refuses_foreign_folders(tmp_path, files):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "README.md").write_text("generated output only\n")
+    write_site(files, str(site))
+    assert (site / MARKER).exists() and (site / "README.md").read_text() == "generated output only\n"
+    (site / "stale.html").write_text("old")
+    write_site(files, str(site))
+    assert not (site / "stale.html").exists()
+    assert (site / "index.html").read_bytes() == files["index.html"]
+    foreign = tmp_path / "docs"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ReportError, match="refusing to replace"):
+        write_site(files, str(foreign))
+    assert (foreign / "notes.txt").read_text() == "mine"
+    with pytest.raises(ReportError, match="outside"):
+        write_site({"../x.html": b""}, str(tmp_path / "new"))
+
+
+def test_cli_render(tmp_path, root, capsys):
+    parser = argparse.ArgumentParser()
+    cli_report.add_parsers(parser.add_subparsers(dest="command"))
+    site = tmp_path / "public"
+    args = parser.parse_args(["render", "--out", str(root), "--site", str(site),
+                              "--build-date", "2013-09-20", "-k", "10"])
+    assert cli_report.dispatch(args) == 0
+    assert (site / "weeks" / "2013-W37" / "port-22-tcp.html").exists()
+    bad = parser.parse_args(["render", "--out", str(root), "--site", str(site), "--build-date", "soon"])
+    assert cli_report.dispatch(bad) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+    assert cli_report.dispatch(parser.parse_args(["render", "--out", str(tmp_path / "none")])) == 2
+    assert cli_report.dispatch(argparse.Namespace(command="run")) is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["render", "-k", "0"])
+
+
+def test_scan_plan_states_ports_rate_and_shards(root):
+    plan = load_plan(os.path.join(os.path.dirname(agg.__file__), "..", "scanners", "scanplan.toml"))
+    files = build_site(str(root), "2013-09-20", k=10, plan=plan)
+    method = files["methodology.html"].decode()
+    assert f"{plan.rate:,} packets per second per shard" in method
+    assert f"{plan.shards} machines" in method and "22/tcp" in method and "11211/udp" in method
+    assert "Ports probed (from the scan plan): TCP 21, 22," in files["weeks/2013-W37/index.html"].decode()
+    with pytest.raises(ReportError, match="scan plan"):
+        load_plan(str(root / "missing.toml"))
+
+
+TABLE = environment().from_string('{% from "_table.html" import data_table %}{{ data_table(t, "") }}')
+
+
+@given(st.text(max_size=60))
+def test_any_banner_text_renders_as_exactly_that_text(text):
+    t = DataTable("s", "t", (Column("banner", "B", "banner"),), ((text,),), "all")
+    out = TABLE.render(t=t)
+    p = parse(out.encode())
+    assert p.tags.count("code") == 1 and "script" not in p.tags
+    shown = out.split("<code>", 1)[1].split("</code>", 1)[0]
+    assert html.unescape(shown) == filters.clip(text)
