@@ -12,6 +12,7 @@ import logging
 import os
 
 from pipelines.config import RunConfig
+from pipelines.faults import pause_at
 from pipelines.state import current_inputs, raw_weeks, week_state
 from pipelines.week import clear_stale_staging, load_manifest, process_week, published_weeks
 
@@ -158,7 +159,8 @@ def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: 
     from pipelines.report.render import render_site
     if not published_weeks(cfg.out):
         return {}
-    files = render_site(cfg.out, site, build_date, cfg.k, plan_path)
+    files = render_site(cfg.out, site, build_date, cfg.k, plan_path,
+                        before_swap=lambda: pause_at("render", cfg.pause_at))
     path = _site_state(cfg.out)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:

@@ -17,6 +17,7 @@ import csv
 import datetime
 import io
 import json
+import glob
 import os
 import re
 import shutil
@@ -145,7 +146,7 @@ def _safe(rel: str) -> bool:
     return bool(rel) and not rel.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def write_site(files: dict[str, bytes], site: str) -> None:
+def write_site(files: dict[str, bytes], site: str, before_swap=None) -> None:
     """Write ``files`` as the folder ``site``, replacing a previous build in one
     swap. Refuses a folder that holds anything but a previous build (or a lone
     README.md, which is kept)."""
@@ -167,22 +168,29 @@ def write_site(files: dict[str, bytes], site: str) -> None:
         raise ReportError(f"refusing to write outside the site folder: {bad[0]!r}")
     parent = os.path.dirname(site)
     os.makedirs(parent, exist_ok=True)
+    # Half-written builds of runs that were killed (callers hold the run lock).
+    for stale in glob.glob(os.path.join(parent, glob.escape(f".{os.path.basename(site)}.new-") + "*")):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(site)}.new-", dir=parent)
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a web server must read the site
-        for rel, data in sorted({**keep, **files}.items()):
+        items = sorted({**keep, **files}.items())
+        for i, (rel, data) in enumerate(items):
             path = os.path.join(tmp, *rel.split("/"))
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
                 f.write(data)
+            if before_swap and i == len(items) // 2:
+                before_swap()   # crash-test seam: the new build is half written
         swap_in(tmp, site)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def render_site(out: str, site: str, build_date: str | None = None, k: int = DEFAULT_K,
-                plan_path: str | None = None, from_clean: bool = False) -> dict[str, bytes]:
+                plan_path: str | None = None, from_clean: bool = False,
+                before_swap=None) -> dict[str, bytes]:
     """Build the site from ``out`` and write it to ``site``; returns the files."""
     files = build_site(out, build_date, k, load_plan(plan_path), from_clean)
-    write_site(files, site)
+    write_site(files, site, before_swap)
     return files

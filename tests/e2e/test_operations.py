@@ -65,26 +65,29 @@ def wait_for(path, proc, seconds=240):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("point", ["read", "publish"])
+@pytest.mark.parametrize("point", ["read", "publish", "render"])
 def test_sigkill_leaves_published_state_and_rerun_is_identical(weeks, tmp_path, point):
-    out = tmp_path / "out"
-    first = cli("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--quiet")
+    out, site = tmp_path / "out", tmp_path / "site"
+    common = ("--week", W1, "--raw", str(weeks), "--out", str(out), "--site", str(site), "--quiet")
+    first = cli("run", *common)
     assert first.returncode == 3, first.stderr          # the demo week has damaged files on purpose
-    before = published(out)
-    assert any(k.endswith("manifest.json") for k in before)
+    before, site_before = published(out), tree(site)
+    assert any(k.endswith("manifest.json") for k in before) and "index.html" in site_before
 
     marker = tmp_path / "paused"
-    p = start("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--force", "--quiet",
-              env={"PORTCENSUS_PAUSE_AT": f"{point}:{marker}"})
+    p = start("run", *common, "--force", env={"PORTCENSUS_PAUSE_AT": f"{point}:{marker}"})
     wait_for(marker, p)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    assert published(out) == before                      # exactly as before the killed run
+    assert published(out) == before                      # data exactly as before the killed run
+    assert tree(site) == site_before                     # and so is the site
 
-    again = cli("run", "--week", W1, "--raw", str(weeks), "--out", str(out), "--force", "--quiet")
+    again = cli("run", *common, "--force")
     assert again.returncode == 3, again.stderr
     assert published(out) == before                      # byte-identical to the undisturbed run
+    assert tree(site) == site_before
     assert not os.path.exists(out / ".staging")          # the dead run's staging is gone
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".site.new-")]  # nor its half site
 
 
 def test_two_weekly_runs_one_works_the_other_exits_busy(weeks, tmp_path):
