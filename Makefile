@@ -13,7 +13,11 @@ PORT   ?= 8000
 # the site test, masscan for checking `portcensus plan` with masscan --echo.
 TEST_DEBS ?= chromium masscan
 
-.PHONY: help setup system-deps run demo test test-net bench golden serve clean
+CLUSTER ?= .cluster
+DASK_PORT ?= 8786
+DASK_WORKERS ?= 2
+
+.PHONY: help setup system-deps run demo test test-net bench golden serve cluster cluster-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +64,23 @@ golden: $(STAMP)  ## regenerate the golden copy of the demo week's site (review 
 serve:  ## serve the built site on http://127.0.0.1:$(PORT)/
 	cd $(SITE) && $(abspath $(BIN))/python -m http.server $(PORT) --bind 127.0.0.1
 
+cluster: $(STAMP)  ## start a loopback dask.distributed cluster (scheduler + workers as processes) for --runner DaskRunner
+	@mkdir -p $(CLUSTER) && rm -f $(CLUSTER)/scheduler.json
+	$(BIN)/dask scheduler --host 127.0.0.1 --port $(DASK_PORT) --no-dashboard --dashboard-address 127.0.0.1:0 \
+	  --scheduler-file $(CLUSTER)/scheduler.json >$(CLUSTER)/scheduler.log 2>&1 & echo $$! >$(CLUSTER)/scheduler.pid
+	for i in $$(seq 1 $(DASK_WORKERS)); do \
+	  $(BIN)/dask worker --scheduler-file $(CLUSTER)/scheduler.json --host 127.0.0.1 --nworkers 1 \
+	    --nthreads 1 --no-dashboard --dashboard-address 127.0.0.1:0 --name w$$i --local-directory $(CLUSTER)/w$$i \
+	    >$(CLUSTER)/worker$$i.log 2>&1 & echo $$! >$(CLUSTER)/worker$$i.pid; done
+	$(BIN)/python -c "import time, os; [time.sleep(0.2) for _ in range(150) if not os.path.exists('$(CLUSTER)/scheduler.json')]; \
+	  from distributed import Client; c = Client(scheduler_file='$(CLUSTER)/scheduler.json', timeout=30); \
+	  c.wait_for_workers($(DASK_WORKERS), timeout=60); print('dask cluster up at', c.scheduler.address); c.close()"
+
+cluster-stop:  ## stop the cluster started by make cluster
+	-$(BIN)/python -c "from distributed import Client; \
+	  Client(scheduler_file='$(CLUSTER)/scheduler.json', timeout=10).shutdown()"
+	-for f in $(CLUSTER)/*.pid; do kill $$(cat $$f) 2>/dev/null; done; rm -f $(CLUSTER)/*.pid $(CLUSTER)/scheduler.json
+
 clean:  ## remove generated data and the venv
-	rm -rf $(VENV) data .bench
+	rm -rf $(VENV) data .bench $(CLUSTER)
 	find site -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -115,14 +115,31 @@ def add_parsers(sub) -> None:
     demo.add_argument("--force", action="store_true", help="rewrite the week even if it exists")
 
 
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+DEFAULT_DASK_PARTITIONS = 64
+
+
 def beam_args_for(extra: list[str]) -> list[str]:
-    """Beam flags with our defaults: the in-process runner unless one is named."""
+    """Beam flags with our defaults: the in-process runner unless one is named.
+
+    ``DaskRunner`` is accepted by its short name (Beam 2.77 only knows the
+    dotted path), and gets ``--dask_npartitions`` when none is given: Beam's
+    Reshuffle does nothing on Dask, so without it a week of fewer than 128
+    files runs as a single task (docs/SCALING.md)."""
     if "multi_threading" in " ".join(extra):
         raise c.ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
                             "in our tests; use in_memory (default) or multi_processing")
-    if not any(a == "--runner" or a.startswith("--runner=") for a in extra):
-        extra = ["--runner=FnApiRunner"] + extra
-    return extra
+    args = list(extra)
+    for i, a in enumerate(args):
+        if a == "--runner=DaskRunner":
+            args[i] = f"--runner={DASK_RUNNER}"
+        elif a == "DaskRunner" and i and args[i - 1] == "--runner":
+            args[i] = DASK_RUNNER
+    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+        args = ["--runner=FnApiRunner"] + args
+    if DASK_RUNNER in " ".join(args) and not any(a.startswith("--dask_npartitions") for a in args):
+        args.append(f"--dask_npartitions={DEFAULT_DASK_PARTITIONS}")
+    return args
 
 
 def config_from(args, week: str | None = None) -> c.RunConfig:

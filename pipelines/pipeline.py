@@ -38,11 +38,14 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
                 | "IdentifyProducts" >> IdentifyProducts())
     written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
-    _ = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k)
+    aggregated = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()
                          | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))
-    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts)
+    # Every branch feeds the manifest, the one final transform: DaskRunner
+    # computes only the last transform and what feeds it (docs/SCALING.md), so
+    # a side branch that fed nothing would silently never run there.
+    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts, aggregated)
               | "AllCounts" >> beam.Flatten())
     _ = ({"reports": read[REPORTS], "counts": counts, "written": written}
          | "WriteManifest" >> WriteManifest(staging, cfg.week, cfg.run_info()))
