@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator
 import pyarrow as pa
 
 from pipelines.schema import QUARANTINE_SCHEMA, RAW_SCHEMA, DamageKind, QuarantineReason
+from scanners.lines import iter_lines
 
 # Named limits (bounded time and memory on hostile input).
 MAX_BANNER_BYTES = 64 * 1024      # masscan caps banners far below this; zgrab2 HTTP bodies are not kept
@@ -159,41 +160,6 @@ def constant(value, n: int, typ: pa.DataType = pa.string()) -> pa.Array:
 def lines_with_offsets(chunks: Iterable[bytes], ctx: ReadContext,
                        on_partial: Callable[[int, bytes], None] | None = None
                        ) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every newline-terminated line, without the newline
-    (a trailing ``\\r`` is kept: CRLF handling is the format's business).
-
-    A final line without ``\\n`` is passed to ``on_partial(offset, data)``
-    (default: yielded like any other line; formats whose records are single
-    lines decide themselves whether a missing newline means truncation).
-    Lines longer than ``MAX_RECORD_BYTES`` are quarantined here, and memory
-    stays bounded by that limit.
-    """
-    buf = b""
-    base = 0          # offset of buf[0] in the decompressed file
-    skipping = False  # inside an oversized line
-    for chunk in chunks:
-        buf += chunk
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            if skipping:
-                skipping = False
-            else:
-                yield base + start, buf[start:nl]
-            start = nl + 1
-        buf = buf[start:]
-        base += start
-        if len(buf) > MAX_RECORD_BYTES:
-            if not skipping:
-                ctx.quarantine(base, QuarantineReason.OVERSIZED_RECORD,
-                               f"line longer than {MAX_RECORD_BYTES} bytes", buf)
-            skipping = True
-            base += len(buf)
-            buf = b""
-    if buf and not skipping:
-        if on_partial is None:
-            yield base, buf
-        else:
-            on_partial(base, buf)
+    """(offset, line) for every line, lines longer than ``MAX_RECORD_BYTES``
+    quarantined: ``scanners.lines.iter_lines`` with this module's limit."""
+    return iter_lines(chunks, ctx, on_partial, max_record=MAX_RECORD_BYTES)

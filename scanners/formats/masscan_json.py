@@ -19,7 +19,6 @@ Banners are masscan's ``\\u00NN`` mojibake, decoded per distinct value.
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Iterable, Iterator
 
@@ -31,9 +30,9 @@ import pyarrow.json as pj
 from pipelines.schema import RAW_SCHEMA, TIMESTAMP, DamageKind, QuarantineReason as QR
 from scanners.base import EXCERPT_BYTES, MAX_BANNER_BYTES, MAX_RECORD_BYTES, ReadContext, constant
 from scanners.escapes import decode_column_latin1
+from scanners.lines import BLOCK_BYTES, Block, iter_blocks, json_object, truncated
 from scanners.registry import Format
 
-BLOCK_BYTES = 4 << 20
 # pyarrow refuses a line that straddles two of its own blocks, so every line we
 # pass (at most MAX_RECORD_BYTES) must fit in one. No threads: Beam already
 # runs one reader per core, and measured on 4 MB blocks threads gained nothing.
@@ -102,10 +101,15 @@ def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBa
 
 def _read(chunks, ctx: ReadContext, oj: bool) -> Iterator[pa.RecordBatch]:
     state = {"started": False, "footer": False, "end": 0}
+
+    def oversized(_offset: int) -> None:   # a line too long to read is content, and no footer
+        state.update(started=True, footer=False)
+
     pending: list[pa.RecordBatch] = []
-    for base, block, partial in _blocks(chunks, ctx):
-        state["end"] = base + len(block)
-        batch = _read_block(base, block, partial, ctx, oj, state)
+    for block in iter_blocks(chunks, ctx, max_record=MAX_RECORD_BYTES, block_bytes=BLOCK_BYTES,
+                             on_oversized=oversized):
+        state["end"] = block.offset + len(block.data)
+        batch = _read_block(block, ctx, oj, state)
         if batch is not None and batch.num_rows:
             pending.append(batch)
             yield from _rebatch(pending, ctx.batch_rows, final=False)
@@ -130,54 +134,6 @@ def _rebatch(pending: list, rows: int, final: bool) -> Iterator[pa.RecordBatch]:
     yield from batches
 
 
-def _blocks(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, block, partial): blocks of whole ``\\n``-terminated lines of about
-    BLOCK_BYTES, then the final line without newline (partial=True), if any.
-    A line that grows past MAX_RECORD_BYTES without a newline is quarantined
-    as oversized and skipped, so memory stays bounded on hostile input."""
-    pending: list[bytes] = []
-    size = base = 0
-    skipping = False
-    for chunk in chunks:
-        if skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                base += len(chunk)
-                continue
-            base += nl + 1
-            chunk = chunk[nl + 1:]
-            skipping = False
-        if not chunk:
-            continue
-        pending.append(chunk)
-        size += len(chunk)
-        if size < BLOCK_BYTES:
-            continue
-        data = b"".join(pending)
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 and size <= MAX_RECORD_BYTES:
-            pending = [data]   # one long line, still within the limit
-            continue
-        if cut == 0:
-            ctx.quarantine(base, QR.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes",
-                           data[:EXCERPT_BYTES])
-            base += len(data)
-            pending, size, skipping = [], 0, True
-            continue
-        yield base, data[:cut], False
-        base += cut
-        pending = [data[cut:]] if cut < len(data) else []
-        size = len(data) - cut
-    if skipping:
-        return
-    data = b"".join(pending)
-    cut = data.rfind(b"\n") + 1
-    if cut:
-        yield base, data[:cut], False
-    if cut < len(data):
-        yield base + cut, data[cut:], True
-
-
 def _classify(line: bytes) -> str:
     """blank / open ('[' or ',') / footer (']', '{finished: 1}') / record / junk."""
     s = line.strip()
@@ -188,17 +144,9 @@ def _classify(line: bytes) -> str:
     return "record" if s.startswith(b"{") else "junk"
 
 
-def _read_block(base: int, block: bytes, partial: bool, ctx: ReadContext, oj: bool,
-                state: dict) -> pa.RecordBatch | None:
+def _read_block(blk: Block, ctx: ReadContext, oj: bool, state: dict) -> pa.RecordBatch | None:
+    base, block, starts, ends, partial = blk.offset, blk.data, blk.starts, blk.ends, not blk.complete
     arr = np.frombuffer(block, np.uint8)
-    if partial:
-        starts = np.zeros(1, np.int64)
-        ends = np.array([len(block)], np.int64)
-    else:
-        ends = np.flatnonzero(arr == 10)
-        starts = np.empty_like(ends)
-        starts[:1] = 0
-        starts[1:] = ends[:-1] + 1
     length = ends - starts
     first = arr[np.minimum(starts, len(arr) - 1)]
     second = arr[np.minimum(starts + 1, len(arr) - 1)]
@@ -206,20 +154,15 @@ def _read_block(base: int, block: bytes, partial: bool, ctx: ReadContext, oj: bo
     skel = (length == 1) & (first == 0x2C)                        # ',' between -oJ records
     blank = length == 0
     # Everything else (rare: '[', ']', '{finished: 1}', CR/space-led lines,
-    # junk, oversized) is decided line by line.
-    odd = np.flatnonzero(~(rec | skel | blank) | (length > MAX_RECORD_BYTES))
+    # junk) is decided line by line; iter_blocks has taken out oversized lines.
+    odd = np.flatnonzero(~(rec | skel | blank))
     for i in odd.tolist():
         s, e = int(starts[i]), int(ends[i])
-        if e - s > MAX_RECORD_BYTES:
-            rec[i] = False
-            ctx.quarantine(base + s, QR.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes",
-                           block[s:s + EXCERPT_BYTES])
-            continue
         kind = _classify(block[s:e])
         rec[i] = kind == "record"
         if kind == "junk":
             if partial:
-                _truncated(ctx, base + s, block[s:s + EXCERPT_BYTES])
+                truncated(ctx, base + s, block[s:e])
             else:
                 ctx.quarantine(base + s, QR.MALFORMED_RECORD, "line is not a JSON object",
                                block[s:s + EXCERPT_BYTES])
@@ -293,7 +236,7 @@ def _slow(base, block, idx, starts, ends, ctx, oj: bool, partial: bool) -> pa.Re
             got = _py_rows(block[s:e], oj)
         except _Bad as bad:
             if partial:
-                _truncated(ctx, base + s, block[s:s + EXCERPT_BYTES])
+                truncated(ctx, base + s, block[s:e])
             else:
                 ctx.quarantine(base + s, bad.args[0], bad.args[1], block[s:s + EXCERPT_BYTES])
             continue
@@ -305,22 +248,14 @@ def _slow(base, block, idx, starts, ends, ctx, oj: bool, partial: bool) -> pa.Re
     return _finish(flat, np.array(row_line, np.int64), base, block, starts, ends, ctx)
 
 
-def _truncated(ctx, offset, data) -> None:
-    ctx.quarantine(offset, QR.TRUNCATED_RECORD, "last line cut off", data)
-    ctx.damage(DamageKind.PARTIAL_LAST_RECORD, offset, "file ends inside a record")
-
-
 # -- one line, the careful way -------------------------------------------------
 
 def _py_rows(line: bytes, oj: bool) -> list[tuple]:
     """Flat rows of one record line, with the types pyarrow's schema enforces."""
     text = line.strip()
-    try:
-        obj = json.loads(text[:-1] if text.endswith(b",") else text)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise _Bad(QR.MALFORMED_RECORD, "not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise _Bad(QR.MALFORMED_RECORD, "not a JSON object")
+    obj = json_object(text[:-1] if text.endswith(b",") else text)
+    if isinstance(obj, str):
+        raise _Bad(QR.MALFORMED_RECORD, obj)
     ts = obj.get("timestamp")
     # masscan writes a string; a number is just as clear
     ts = str(ts) if type(ts) is int else _get(obj, "timestamp", str, QR.INVALID_TIMESTAMP)

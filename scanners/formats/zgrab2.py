@@ -22,15 +22,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from typing import Iterable, Iterator
 
 import pyarrow as pa
 
 from pipelines.schema import QuarantineReason as Q
-from scanners.base import RawColumns, ReadContext
-from scanners.formats.zmap import json_lines, parse_iso_us
+from scanners.base import MAX_RECORD_BYTES, RawColumns, ReadContext
+from scanners.lines import json_object, json_objects, parse_iso_us
 from scanners.registry import Format
 
 # zgrab2 status.go -> ObservationStatus. "open" whenever a TCP connection was
@@ -69,10 +68,7 @@ def sniff(head: bytes) -> bool:
         if _SNIFF_PREFIX.match(head):
             return True
         nl = len(head)
-    try:
-        obj = json.loads(head[:nl])
-    except (ValueError, RecursionError):
-        return False
+    obj = json_object(head[:nl])
     if not isinstance(obj, dict) or not ("ip" in obj or "domain" in obj):
         return False
     data = obj.get("data")
@@ -116,21 +112,13 @@ def banners(protocol: str, result) -> list[tuple[str, str]]:
 
 def read(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
     cols = RawColumns(ctx, "zgrab2")
-    for off, raw in json_lines(chunks, ctx):
-        _line(off, raw, cols, ctx)
+    for off, raw, obj in json_objects(chunks, ctx, max_record=MAX_RECORD_BYTES):
+        _line(off, raw, obj, cols, ctx)
         yield from cols.maybe_flush()
     yield from cols.flush()
 
 
-def _line(off: int, raw: bytes, cols: RawColumns, ctx: ReadContext) -> None:
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not valid JSON", raw)
-        return
-    if not isinstance(obj, dict):
-        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not a JSON object", raw)
-        return
+def _line(off: int, raw: bytes, obj: dict, cols: RawColumns, ctx: ReadContext) -> None:
     ip, data = obj.get("ip"), obj.get("data")
     if not isinstance(data, dict) or not data:
         ctx.quarantine(off, Q.MISSING_FIELD, "zgrab2 line has no module results in data", raw)

@@ -24,9 +24,7 @@ Samples (zmap 2.1.1, ``tests/fixtures/real/``)::
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import ipaddress
-import json
 import re
 from typing import Callable, Iterable, Iterator
 
@@ -35,11 +33,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipelines.schema import RAW_SCHEMA, TIMESTAMP, DamageKind, QuarantineReason as Q
-from scanners.base import MAX_RECORD_BYTES, ReadContext, constant, lines_with_offsets
+from pipelines.schema import RAW_SCHEMA, TIMESTAMP, QuarantineReason as Q
+from scanners.base import MAX_RECORD_BYTES, ReadContext, constant
+from scanners.lines import BLOCK_BYTES, iter_blocks, json_object, json_objects, parse_iso_us, truncated
 from scanners.registry import Format
 
-BLOCK_BYTES = 4 << 20          # CSV/list bytes handed to pyarrow at once (whole lines only)
 MAX_TS_SECONDS = 10 ** 12      # keeps seconds * 1e6 inside int64; normalize judges plausibility
 
 # Typed columns the readers use; every other zmap field is ignored.
@@ -55,30 +53,6 @@ NO_PORT = "bare zmap IP list has no port: land it with a sidecar giving the port
 FILE_PORT = re.compile(r"(?:^|[/_.-])p(\d{1,5})(?=[_.-]|$)")
 IP_SHAPE = r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$|^[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 _FIELD_NAME = re.compile(rb"[a-z][a-z0-9_-]*\Z")
-_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-                  r"(?:[.,]([0-9]{1,9}))?(Z|[+-][0-9]{2}:?[0-9]{2})\Z", re.IGNORECASE)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def parse_iso_us(text: str) -> int | None:
-    """Microseconds since the epoch of an ISO 8601 / RFC 3339 time that carries
-    a UTC offset (``2026-11-25T00:38:32.735+0000``, ``2018-04-06T19:42:32Z``);
-    None if it does not parse. A time without an offset is refused: guessing
-    the zone would be silently wrong."""
-    m = _ISO.match(text.strip())
-    if not m:
-        return None
-    y, mo, d, h, mi, s, frac, off = m.groups()
-    try:
-        if off.upper() == "Z":
-            tz = dt.timezone.utc
-        else:
-            sign = -1 if off[0] == "-" else 1
-            tz = dt.timezone(sign * dt.timedelta(hours=int(off[1:3]), minutes=int(off[-2:])))
-        t = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
-    except ValueError:      # month 13, second 60, offset >= 24h, ...
-        return None
-    return (t - _EPOCH) // dt.timedelta(microseconds=1) + int((frac or "0").ljust(6, "0")[:6])
 
 
 # -- sniffing ----------------------------------------------------------------
@@ -100,12 +74,7 @@ def sniff_csv(head: bytes) -> bool:
 def sniff_json(head: bytes) -> bool:
     """First line is one JSON object with a ``saddr`` key (metadata has none)."""
     line = _first_line(head)
-    if not line:
-        return False
-    try:
-        obj = json.loads(line)
-    except (ValueError, RecursionError):
-        return False
+    obj = json_object(line) if line else None
     return isinstance(obj, dict) and "saddr" in obj
 
 
@@ -276,58 +245,6 @@ def _timestamps(cols, plan: Plan, n: int, fail) -> pa.Array:
     return pa.array([plan.fixed_ts] * n, pa.int64()).cast(TIMESTAMP)
 
 
-# -- byte plumbing ---------------------------------------------------------------
-
-def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, bytes, complete): runs of whole lines (each ending in ``\\n``)
-    of about ``BLOCK_BYTES``, then a final piece without newline, if any, with
-    ``complete=False``. Lines beyond ``MAX_RECORD_BYTES`` with no newline in
-    sight are quarantined and skipped, so memory stays bounded."""
-    parts: list[bytes] = []
-    size = base = 0
-    skipping = False
-    for chunk in chunks:
-        if skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                base += len(chunk)
-                continue
-            base += nl + 1
-            chunk, skipping = chunk[nl + 1:], False
-        parts.append(chunk)
-        size += len(chunk)
-        if size < BLOCK_BYTES:
-            continue
-        buf = b"".join(parts)
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            yield base, buf[:cut], True
-            base, buf = base + cut, buf[cut:]
-        if len(buf) > MAX_RECORD_BYTES:
-            ctx.quarantine(base, Q.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes", buf)
-            base, buf, skipping = base + len(buf), b"", True
-        parts, size = ([buf] if buf else []), len(buf)
-    buf = b"".join(parts)
-    cut = buf.rfind(b"\n") + 1
-    if cut:
-        yield base, buf[:cut], True
-    if buf[cut:]:
-        yield base + cut, buf[cut:], False
-
-
-def line_spans(block: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive, without ``\\n``) of every line of a block."""
-    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-    return starts, ends.astype(np.int64)
-
-
-def truncated(ctx: ReadContext, offset: int, data: bytes) -> None:
-    if data.strip():
-        ctx.quarantine(offset, Q.TRUNCATED_RECORD, "last line has no newline: the file was cut short", data)
-        ctx.damage(DamageKind.PARTIAL_LAST_RECORD, offset, "file ends inside a line")
-
-
 def _sliced(batch: pa.RecordBatch | None, ctx: ReadContext) -> Iterator[pa.RecordBatch]:
     if batch is not None:
         for start in range(0, batch.num_rows, ctx.batch_rows):
@@ -342,23 +259,22 @@ def read_csv(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBat
     stand alone: only those are quarantined, and every line is judged by the
     same parser whichever path it took."""
     plan: Plan | None = None
-    for base, block, complete in iter_blocks(chunks, ctx):
+    for base, block, starts, ends, complete in iter_blocks(
+            chunks, ctx, max_record=MAX_RECORD_BYTES, block_bytes=BLOCK_BYTES):
         if not complete:
             truncated(ctx, base, block)
             continue
         if plan is None:
-            nl = block.find(b"\n")
-            names = [canonical(x) for x in block[:nl].decode("utf-8", "replace").split(",")]
+            names = [canonical(x) for x in block[:ends[0]].decode("utf-8", "replace").split(",")]
             plan = make_plan(names, ctx)
             ctx.facts["zmap_fields"] = ",".join(names)
-            base, block = base + nl + 1, block[nl + 1:]
-            if not block:
-                continue
-        yield from _sliced(_csv_block(base, block, plan, ctx), ctx)
+            starts, ends = starts[1:], ends[1:]
+        yield from _sliced(_csv_block(base, block, starts, ends, plan, ctx), ctx)
 
 
-def _csv_block(base: int, block: bytes, plan: Plan, ctx: ReadContext) -> pa.RecordBatch | None:
-    starts, ends = line_spans(block)
+def _csv_block(base: int, block: bytes, starts: np.ndarray, ends: np.ndarray, plan: Plan,
+               ctx: ReadContext) -> pa.RecordBatch | None:
+    """The lines ``starts``/``ends`` of ``block`` (whole lines, in file order)."""
     lens = ends - starts
     arr = np.frombuffer(block, dtype=np.uint8)
     last = arr[np.maximum(ends - 1, 0)]
@@ -368,11 +284,18 @@ def _csv_block(base: int, block: bytes, plan: Plan, ctx: ReadContext) -> pa.Reco
     # our offsets: a line with a CR anywhere but its end never goes to pyarrow.
     cr_count = np.add.reduceat((arr == 13).astype(np.int32), starts) if len(starts) else starts
     cr_count = np.where(lens == 0, 0, cr_count)
-    poison = (lens > MAX_RECORD_BYTES) | (cr_count > trail_cr)
+    poison = cr_count > trail_cr
     need: dict[str, int] = {}
     for i, name in enumerate(plan.fields):
         if name in TYPES and name not in need:
             need[name] = i
+    if "saddr" not in need:
+        # A header without the target address names no observation; (pyarrow
+        # would also guess every column's type and fail to combine blocks).
+        for i in np.flatnonzero(~blank):
+            ctx.quarantine(int(base + starts[i]), Q.MISSING_FIELD, "zmap CSV header has no saddr field",
+                           block[starts[i]:ends[i]])
+        return None
     opts = (pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(plan.fields))],
                               use_threads=False, block_size=len(block) + 1),
             pacsv.ParseOptions(newlines_in_values=False),
@@ -394,12 +317,9 @@ def _csv_block(base: int, block: bytes, plan: Plan, ctx: ReadContext) -> pa.Reco
                 table = None
         if table is not None and table.num_rows == len(rows):
             parts.append((table, rows))
-        elif hi - lo == 1:
-            big = lens[lo] > MAX_RECORD_BYTES
-            ctx.quarantine(int(base + starts[lo]), Q.OVERSIZED_RECORD if big else Q.MALFORMED_RECORD,
-                           f"line longer than {MAX_RECORD_BYTES} bytes" if big else
-                           "line does not parse with the header's fields and types",
-                           block[starts[lo]:ends[lo]])
+        elif hi - lo == 1:   # oversized lines never get here: iter_blocks took them out
+            ctx.quarantine(int(base + starts[lo]), Q.MALFORMED_RECORD,
+                           "line does not parse with the header's fields and types", block[starts[lo]:ends[lo]])
         else:
             mid = (lo + hi) // 2
             todo += [(mid, hi), (lo, mid)]   # popped lo half first: rows stay in file order
@@ -412,30 +332,12 @@ def _csv_block(base: int, block: bytes, plan: Plan, ctx: ReadContext) -> pa.Reco
     return build(cols, base + s, lambda j: block[s[j]:e[j]], plan, ctx)
 
 
-def json_lines(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) of non-blank JSON lines. A last line without newline is
-    kept only if it is one whole JSON object (its closing brace proves it)."""
-    partial: list[tuple[int, bytes]] = []
-    for off, raw in lines_with_offsets(chunks, ctx, on_partial=lambda o, d: partial.append((o, d))):
-        if raw.strip():
-            yield off, raw
-    for off, raw in partial:
-        try:
-            whole = isinstance(json.loads(raw), dict)
-        except (ValueError, RecursionError):
-            whole = False
-        if whole:
-            yield off, raw
-        else:
-            truncated(ctx, off, raw)
-
-
 def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
     """zmap ``-O json``: one object per line, the same field names as CSV."""
     plan: Plan | None = None
     pending: list[tuple[int, bytes, dict]] = []
-    for off, raw in json_lines(chunks, ctx):
-        got = _json_row(off, raw, ctx)
+    for off, raw, obj in json_objects(chunks, ctx, max_record=MAX_RECORD_BYTES):
+        got = _json_row(off, raw, obj, ctx)
         if got is None:
             continue
         plan = plan or make_plan(got[0], ctx)
@@ -446,16 +348,8 @@ def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBa
     yield from _json_batch(pending, plan, ctx)
 
 
-def _json_row(off: int, raw: bytes, ctx: ReadContext) -> tuple[list[str], dict] | None:
+def _json_row(off: int, raw: bytes, obj: dict, ctx: ReadContext) -> tuple[list[str], dict] | None:
     """(all canonical keys, typed TYPES values) of one line, or None once quarantined."""
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not valid JSON", raw)
-        return None
-    if not isinstance(obj, dict):
-        ctx.quarantine(off, Q.MALFORMED_RECORD, "line is not a JSON object", raw)
-        return None
     obj = {canonical(key): v for key, v in obj.items()}
     row = {}
     for f, typ in TYPES.items():
@@ -482,19 +376,17 @@ def read_list(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBa
     (``facts["scan_start_us"]`` if the sidecar gives it, else null with
     ``facts["timestamps_missing"]``)."""
     plan = make_plan(("saddr",), ctx)
-    for base, block, complete in iter_blocks(chunks, ctx):
+    for base, block, starts, ends, complete in iter_blocks(
+            chunks, ctx, max_record=MAX_RECORD_BYTES, block_bytes=BLOCK_BYTES):
         if not complete:
             truncated(ctx, base, block)
             continue
-        starts, ends = line_spans(block)
         ips: list[str] = []
         offs: list[int] = []
         raws: list[bytes] = []
         for s, e in zip(starts.tolist(), ends.tolist()):
             raw = block[s:e]
-            if len(raw) > MAX_RECORD_BYTES:
-                ctx.quarantine(base + s, Q.OVERSIZED_RECORD, f"line longer than {MAX_RECORD_BYTES} bytes", raw)
-            elif text := raw.strip():
+            if text := raw.strip():
                 ips.append(text.decode("utf-8", "replace"))
                 offs.append(base + s)
                 raws.append(raw)

@@ -284,3 +284,14 @@ def test_single_field_header_is_a_headered_bare_list():
     ctx, t = run("zmap-csv", data, source="scan_p443.csv")
     assert t["port"].to_pylist() == [443, 443] and t["source_offset"].to_pylist() == [6, 17]
     assert ctx.facts["open_only_unverified"] and ctx.facts["port_source"] == "file_name"
+
+
+def test_header_without_saddr_quarantines_every_line_and_never_raises():
+    from scanners.base import ReadContext
+    from scanners.formats import zmap as z
+    data = b"foo,bar\n1,2\n1,2,3\nx,2026-11-25T00:38:14.798+0000\n"
+    ctx = ReadContext("odd.csv")
+    rows = sum(b.num_rows for b in z.FORMATS[1].read(iter([data]), ctx))
+    q = ctx.take_quarantine().to_pydict()
+    assert rows == 0 and ctx.records_read == ctx.quarantined == 3
+    assert set(q["reason"]) == {"missing_field"}

@@ -1,0 +1,215 @@
+"""Byte plumbing shared by the line-oriented readers: decompressed chunks ->
+blocks of whole lines with their byte offsets, the oversized-line limit, a
+last line cut off by the end of the file, JSON Lines, ISO 8601 times.
+
+Limits are arguments, not imports: each reader passes its own
+``MAX_RECORD_BYTES``/``BLOCK_BYTES`` at call time (tests shrink them per
+reader), and ``scanners.base.lines_with_offsets`` is built on this module.
+
+Sample: ``iter_lines([b"a\\nbb", b"b\\ncc"], ctx, max_record=4)`` yields
+``(0, b"a")``, ``(2, b"bbb")``, ``(6, b"cc")``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
+
+import numpy as np
+
+from pipelines.schema import DamageKind, QuarantineReason as Q
+
+if TYPE_CHECKING:
+    from scanners.base import ReadContext
+
+BLOCK_BYTES = 4 << 20   # whole lines handed on at once: large enough that numpy/pyarrow dominate
+
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                  r"(?:[.,]([0-9]{1,9}))?(Z|[+-][0-9]{2}:?[0-9]{2})\Z", re.IGNORECASE)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class Block(NamedTuple):
+    """Whole lines of a decompressed file, each ending in ``\\n``; or, with
+    ``complete=False``, the file's last piece, which has no newline."""
+
+    offset: int           # of data[0] in the decompressed file
+    data: bytes
+    starts: np.ndarray    # int64: where each line starts in data
+    ends: np.ndarray      # int64: where each line ends (exclusive, without its \n)
+    complete: bool
+
+
+def line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, without ``\\n``) of every line of ``data``;
+    a last piece without newline is a line too."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10).astype(np.int64)
+    if data and data[-1] != 10:
+        ends = np.append(ends, len(data))
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    return starts, ends
+
+
+def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext, *, max_record: int,
+                block_bytes: int = BLOCK_BYTES,
+                on_oversized: Callable[[int], None] | None = None) -> Iterator[Block]:
+    """Blocks of about ``block_bytes`` of whole lines, then the final piece
+    without newline, if any.
+
+    A line longer than ``max_record`` bytes is never handed on: it is
+    quarantined at its first byte, ``on_oversized(offset)`` is told (a reader
+    may count it as content), and its bytes up to the newline are skipped
+    unread, so memory stays bounded on hostile input; if the file ends inside
+    it, that is ``PARTIAL_LAST_RECORD`` damage as for any unfinished line.
+    Lines, offsets, quarantines and damage do not depend on how the input is
+    cut into chunks.
+    """
+    parts: list[bytes] = []
+    size = base = 0       # base: offset of parts[0][0] in the decompressed file
+    skipping = None       # offset of the oversized line being skipped, if any
+    for chunk in chunks:
+        if skipping is not None:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                base += len(chunk)
+                continue
+            base, chunk, skipping = base + nl + 1, chunk[nl + 1:], None
+        if not chunk:
+            continue
+        parts.append(chunk)
+        size += len(chunk)
+        if size < block_bytes:
+            continue
+        buf = b"".join(parts)
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            yield from _within_limit(base, buf[:cut], True, ctx, max_record, on_oversized)
+            base, buf = base + cut, buf[cut:]
+        if len(buf) > max_record:   # its newline need not be awaited: the line is too long already
+            _oversized(ctx, base, buf, max_record, on_oversized)
+            base, buf, skipping = base + len(buf), b"", base
+        parts, size = ([buf] if buf else []), len(buf)
+    if skipping is not None:
+        _ends_inside_line(ctx, skipping)
+    buf = b"".join(parts)
+    cut = buf.rfind(b"\n") + 1
+    if cut:
+        yield from _within_limit(base, buf[:cut], True, ctx, max_record, on_oversized)
+    if cut < len(buf):
+        yield from _within_limit(base + cut, buf[cut:], False, ctx, max_record, on_oversized)
+
+
+def _within_limit(offset: int, data: bytes, complete: bool, ctx: ReadContext, max_record: int,
+                  on_oversized) -> Iterator[Block]:
+    """``data`` as one block, or as the blocks between its oversized lines."""
+    starts, ends = line_spans(data)
+    lo = 0
+    for j in np.flatnonzero(ends - starts > max_record).tolist():
+        if j > lo:
+            yield _sub_block(offset, data, starts, ends, lo, j)
+        _oversized(ctx, offset + int(starts[j]), data[starts[j]:ends[j]], max_record, on_oversized)
+        if not complete:
+            _ends_inside_line(ctx, offset)
+        lo = j + 1
+    if lo == 0:
+        yield Block(offset, data, starts, ends, complete)
+    elif lo < len(starts):   # a piece without newline is one line: it never gets here
+        yield _sub_block(offset, data, starts, ends, lo, len(starts))
+
+
+def _sub_block(offset: int, data: bytes, starts, ends, lo: int, hi: int) -> Block:
+    s, e = int(starts[lo]), int(ends[hi - 1]) + 1
+    return Block(offset + s, data[s:e], starts[lo:hi] - s, ends[lo:hi] - s, True)
+
+
+def _oversized(ctx: ReadContext, offset: int, data: bytes, max_record: int, on_oversized) -> None:
+    ctx.quarantine(offset, Q.OVERSIZED_RECORD, f"line longer than {max_record} bytes", data)
+    if on_oversized is not None:
+        on_oversized(offset)
+
+
+def iter_lines(chunks: Iterable[bytes], ctx: ReadContext,
+               on_partial: Callable[[int, bytes], None] | None = None, *, max_record: int,
+               block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for every line, without its ``\\n`` (a ``\\r`` before it
+    is kept: CRLF handling is the format's business).
+
+    A final line without ``\\n`` goes to ``on_partial(offset, data)`` if given
+    (formats whose records are single lines decide themselves whether a
+    missing newline means truncation), else it is yielded like the others.
+    Lines longer than ``max_record`` are quarantined as in ``iter_blocks``.
+    """
+    for b in iter_blocks(chunks, ctx, max_record=max_record, block_bytes=block_bytes):
+        if not b.complete and on_partial is not None:
+            on_partial(b.offset, b.data)
+            continue
+        data, base = b.data, b.offset
+        for s, e in zip(b.starts.tolist(), b.ends.tolist()):
+            yield base + s, data[s:e]
+
+
+def truncated(ctx: ReadContext, offset: int, data: bytes) -> None:
+    """The file ends inside the line ``data`` (no newline, not blank): quarantine it, mark the damage."""
+    if data.strip():
+        ctx.quarantine(offset, Q.TRUNCATED_RECORD, "last line has no newline: the file was cut short", data)
+        _ends_inside_line(ctx, offset)
+
+
+def _ends_inside_line(ctx: ReadContext, offset: int) -> None:
+    # Damage, not only a quarantine: a writer still appending looks just like this.
+    ctx.damage(DamageKind.PARTIAL_LAST_RECORD, offset, "file ends inside a line")
+
+
+def json_object(raw: bytes) -> dict | str:
+    """The JSON object that ``raw`` holds, or why it holds none (a fixed-form detail)."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
+        return "line is not valid JSON"
+    return obj if isinstance(obj, dict) else "line is not a JSON object"
+
+
+def json_objects(chunks: Iterable[bytes], ctx: ReadContext, *,
+                 max_record: int) -> Iterator[tuple[int, bytes, dict]]:
+    """(offset, line, object) for the non-blank lines of a JSON Lines file; a
+    line that is not one JSON object is quarantined. A last line without
+    newline counts only if it is one whole JSON object (its closing brace
+    proves it); else it is ``truncated``."""
+    partial: list[tuple[int, bytes]] = []
+    for off, raw in iter_lines(chunks, ctx, lambda o, d: partial.append((o, d)), max_record=max_record):
+        if raw.strip():
+            obj = json_object(raw)
+            if isinstance(obj, dict):
+                yield off, raw, obj
+            else:
+                ctx.quarantine(off, Q.MALFORMED_RECORD, obj, raw)
+    for off, raw in partial:
+        obj = json_object(raw)
+        if isinstance(obj, dict):
+            yield off, raw, obj
+        else:
+            truncated(ctx, off, raw)
+
+
+def parse_iso_us(text: str) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 / RFC 3339 time that carries
+    a UTC offset (``2026-11-25T00:38:32.735+0000``, ``2018-04-06T19:42:32Z``);
+    None if it does not parse. A time without an offset is refused: guessing
+    the zone would be silently wrong."""
+    m = _ISO.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, off = m.groups()
+    try:
+        if off.upper() == "Z":
+            tz = dt.timezone.utc
+        else:
+            sign = -1 if off[0] == "-" else 1
+            tz = dt.timezone(sign * dt.timedelta(hours=int(off[1:3]), minutes=int(off[-2:])))
+        t = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
+    except ValueError:      # month 13, second 60, offset >= 24h, ...
+        return None
+    return (t - _EPOCH) // dt.timedelta(microseconds=1) + int((frac or "0").ljust(6, "0")[:6])
