@@ -26,6 +26,14 @@ class JsonLines(logging.Formatter):
         return json.dumps(doc, default=str, sort_keys=True)
 
 
+class OneLine(logging.Formatter):
+    """``portcensus: message`` and nothing else: tracebacks go to the log
+    file only, never to the operator's terminal or cron mail."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"portcensus: {record.getMessage()}"
+
+
 def _not_beam_noise(record: logging.LogRecord) -> bool:
     # Beam warns at import time about Google Cloud client libraries we do not use.
     return "apitools not found" not in record.getMessage()
@@ -38,7 +46,7 @@ def setup_logging(out: str | None, verbose: bool = False) -> None:
     root.setLevel(logging.INFO)
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.INFO if verbose else logging.WARNING)
-    err.setFormatter(logging.Formatter("portcensus: %(message)s"))
+    err.setFormatter(OneLine())
     err.addFilter(_not_beam_noise)
     root.addHandler(err)
     if out:

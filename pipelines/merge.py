@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.schema import OBSERVATION_SCHEMA
+from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
 BANNER_ONLY_RANK = 3
@@ -71,6 +71,7 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
                         pa.scalar("open"), rep.column("status"))
 
     keys, items, fallback_lists, offsets = _banner_maps(t, n_groups)
+    host_key = _host_keys(t, n_groups)
     banners = pa.MapArray.from_arrays(offsets, keys, items)
 
     clean = pa.table({
@@ -89,6 +90,7 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
         "tool": rep.column("tool"),
         "tool_version": rep.column("tool_version"),
         "records": agg.column("_gid_count").cast(pa.int32()),
+        **host_key,
         "source_file": rep.column("source_file"),
         "source_offset": rep.column("source_offset"),
     }, schema=OBSERVATION_SCHEMA).append_column("ip16", rep.column("ip16"))
@@ -124,6 +126,22 @@ def _banner_maps(t: pa.Table, n_groups: int):
     fallback = pa.ListArray.from_arrays(fb_offsets, fb_services.combine_chunks()
                                         if isinstance(fb_services, pa.ChunkedArray) else fb_services)
     return (b.column("service").combine_chunks(), text, fallback, offsets)
+
+
+def _host_keys(t: pa.Table, n_groups: int) -> dict[str, pa.Array]:
+    """Per group: the host key of its earliest record that has one (then the
+    smallest fingerprint), so a key re-read by another shard changes nothing."""
+    names = [f.name for f in HOST_KEY_FIELDS]
+    k = t.filter(pc.is_valid(t.column("key_fingerprint_sha256"))).select(["_gid", "timestamp"] + names)
+    out = {f.name: pa.nulls(n_groups, f.type) for f in HOST_KEY_FIELDS}
+    if k.num_rows == 0:
+        return out
+    k = k.sort_by([("_gid", "ascending"), ("timestamp", "ascending"), ("key_fingerprint_sha256", "ascending")])
+    k = k.filter(pa.array(_group_starts(k, ("_gid",))))
+    idx = np.full(n_groups, -1, dtype=np.int64)
+    idx[k.column("_gid").to_numpy()] = np.arange(k.num_rows)
+    take = pa.array(idx, mask=idx < 0)
+    return {name: k.column(name).take(take).combine_chunks() for name in names}
 
 
 def _group_starts(t: pa.Table, cols: tuple[str, ...]) -> np.ndarray:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.iputil import IP16, ip16_to_hilo, parse_ips
-from pipelines.schema import QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
+from pipelines.schema import HOST_KEY_FIELDS, QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
 from scanners.base import MAX_BANNER_BYTES, excerpt
 
 # Timestamps outside this window cannot come from a scanner (masscan's epoch
@@ -41,7 +41,7 @@ WORK_SCHEMA = pa.schema([
     ("tool", pa.string()), ("tool_version", pa.string()),
     ("source_file", pa.string()), ("source_offset", pa.int64()),
     ("bucket_key", pa.uint64()),     # per /24 or /48 network, see bucket_keys
-])
+] + [(f.name, f.type) for f in HOST_KEY_FIELDS])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,7 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
         batch.column("source_file").take(idx),
         batch.column("source_offset").take(idx),
         pa.array(bucket_keys(ip16, port_good, transport_good), pa.uint64()),
+        *(batch.column(f.name).take(idx) for f in HOST_KEY_FIELDS),
     ], schema=WORK_SCHEMA)
     return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
 

@@ -5,7 +5,8 @@ UserScore example. Every stage is a named PTransform in pipelines/transforms/.
         │                          │                        │
         │ reports                  │ quarantine, excluded   ▼
         │                          │                  Deduplicate ─▶ FlagResponders ─▶ EnrichGeoAsn ─▶ IdentifyProducts ─┬▶ WriteClean
-        │                          │                        │                                                        └▶ Aggregate
+        │                          │                        │                                                        ├▶ Aggregate
+        │                          │                        │                                                        └▶ HostKeyStats
         ▼                          ▼                        │
     WriteManifest ◀───── counts ◀──┴── WriteQuarantine ◀────┘ counts
 """
@@ -18,6 +19,7 @@ from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
+from pipelines.transforms.keys import HostKeyStats
 from pipelines.transforms.enrich import EnrichGeoAsn, FlagResponders, IdentifyProducts
 from pipelines.transforms.read import QUARANTINE as READ_QUARANTINE
 from pipelines.transforms.read import RECORDS, REPORTS, ReadScanFiles
@@ -39,13 +41,14 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
                 | "IdentifyProducts" >> IdentifyProducts())
     written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
     aggregated = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k)
+    key_stats = enriched | "HostKeyStats" >> HostKeyStats(staging, cfg.week, cfg.out, cfg.k)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()
                          | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))
     # Every branch feeds the manifest, the one final transform: DaskRunner
     # computes only the last transform and what feeds it (docs/SCALING.md), so
     # a side branch that fed nothing would silently never run there.
-    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts, aggregated)
+    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts, aggregated, key_stats)
               | "AllCounts" >> beam.Flatten())
     _ = ({"reports": read[REPORTS], "counts": counts, "written": written}
          | "WriteManifest" >> WriteManifest(staging, cfg.week, cfg.run_info()))

@@ -7,7 +7,9 @@ statistic, so each observation may belong to a *suspected responder group*:
 * same network (/24 for IPv4, /48 for IPv6), same port and transport;
 * byte-identical identity signature: the banners minus the types that vary
   per connection even on one box (the raw HTTP headers carry ``Date:``,
-  memcached stats carry uptime), plus the SSH host key where there is one;
+  memcached stats carry uptime);
+* no two different SSH host keys among them (members without a key, seen by
+  a scanner that does not fetch keys, do not count against the group);
 * at least ``min_hosts`` addresses, and at least ``min_share`` of all the
   responders of that network on that port.
 
@@ -66,6 +68,8 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
         "net_hi": net_hi, "net_lo": net_lo,
         "port": clean.column("port"), "transport": clean.column("transport"),
         "sig": sig, "row": np.arange(n), "open": is_open,
+        "fp": (clean.column("key_fingerprint_sha256") if "key_fingerprint_sha256" in clean.column_names
+               else pa.nulls(n, pa.string())),
     }).filter(pa.array(is_open))
 
     groups = np.full(n, None, dtype=object)
@@ -75,12 +79,17 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
                           ["net_hi", "net_lo", "port", "transport", "net_hosts"])
         signed = keys.filter(pc.is_valid(keys.column("sig")))
         five = ["net_hi", "net_lo", "port", "transport", "sig"]
-        per_sig = signed.group_by(five, use_threads=False).aggregate([("row", "count")])
+        per_sig = signed.group_by(five, use_threads=False).aggregate(
+            [("row", "count"), ("fp", "count_distinct", pc.CountOptions(mode="only_valid"))])
         per_sig = per_sig.join(per_net, ["net_hi", "net_lo", "port", "transport"])
         share = pc.divide(per_sig.column("row_count").cast(pa.float64()),
                           per_sig.column("net_hosts").cast(pa.float64()))
-        hit = pc.and_(pc.greater_equal(per_sig.column("row_count"), th.min_hosts),
-                      pc.greater_equal(share, th.min_share))
+        # One box has one host key: members that sent two different keys are
+        # different machines, whatever their banners say. (A member without a
+        # key, e.g. seen by masscan only, cannot contradict the others.)
+        hit = pc.and_(pc.and_(pc.greater_equal(per_sig.column("row_count"), th.min_hosts),
+                              pc.greater_equal(share, th.min_share)),
+                      pc.less_equal(per_sig.column("fp_count_distinct"), 1))
         hits = per_sig.filter(hit).select(five)
         if hits.num_rows:
             gids = [_group_id(*g) for g in zip(*(hits.column(c).to_pylist() for c in five))]
@@ -115,12 +124,7 @@ def _signatures(clean: pa.Table) -> pa.Array:
     new_offsets = kept[offsets]
     lists = pa.ListArray.from_arrays(pa.array(new_offsets.astype(np.int32)),
                                      entries.filter(pa.array(keep)))
-    if "host_key_fingerprint" in clean.column_names:
-        fp = clean.column("host_key_fingerprint").combine_chunks()
-        joined = pc.binary_join(lists, "\x1e")
-        joined = pc.if_else(pc.is_valid(fp), pc.binary_join_element_wise(joined, fp, "\x1e"), joined)
-    else:
-        joined = pc.binary_join(lists, "\x1e")
+    joined = pc.binary_join(lists, "\x1e")
     empty = pc.equal(pc.utf8_length(pc.fill_null(joined, "")), 0)
     return pc.if_else(empty, pa.scalar(None, pa.string()), joined)
 

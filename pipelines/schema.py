@@ -80,6 +80,17 @@ TRANSPORTS = ("tcp", "udp", "sctp", "icmp")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
+# SSH host key of an observation (zgrab2 ssh: key_exchange.server_host_key);
+# null for every other scanner and protocol. Never published: only counts of
+# keys reach the site (pipelines/keys/stats.py).
+HOST_KEY_FIELDS = [
+    _f("key_algorithm", pa.string(), "SSH host key algorithm as offered, e.g. ssh-rsa, ssh-ed25519."),
+    _f("key_fingerprint_sha256", pa.string(), "Hex SHA-256 of the host key blob (the key's identity)."),
+    _f("key_bits", pa.int32(), "Key size in bits (RSA modulus length, curve size)."),
+    _f("rsa_modulus", pa.binary(), "RSA modulus, big-endian bytes (for duplicate and batch-GCD checks)."),
+    _f("rsa_exponent", pa.int64(), "RSA public exponent (null if it does not fit 63 bits)."),
+]
+
 RAW_SCHEMA = pa.schema([
     _f("ip", pa.string(), "Address as the scanner wrote it (unvalidated)."),
     _f("port", pa.int32(), "Port as written; 0 for ICMP."),
@@ -94,7 +105,7 @@ RAW_SCHEMA = pa.schema([
     _f("tool_version", pa.string(), "Version of the tool that wrote the file, where known."),
     _f("source_file", pa.string(), "File the record was read from."),
     _f("source_offset", pa.int64(), "Byte offset of the record in the decompressed file."),
-])
+] + HOST_KEY_FIELDS)
 
 OBSERVATION_SCHEMA = pa.schema([
     _f("week", pa.string(), "ISO week of the scan, e.g. 2013-W37.", nullable=False),
@@ -114,6 +125,7 @@ OBSERVATION_SCHEMA = pa.schema([
     _f("tool", pa.string(), "Tool of the representative record."),
     _f("tool_version", pa.string(), "Tool version of the representative record."),
     _f("records", pa.int32(), "How many input records were merged into this row.", nullable=False),
+    *HOST_KEY_FIELDS,
     _f("source_file", pa.string(), "Provenance: file of the representative record."),
     _f("source_offset", pa.int64(), "Provenance: byte offset of the representative record."),
 ])

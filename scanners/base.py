@@ -101,13 +101,21 @@ class RawColumns:
         self.ctx = ctx
         self.tool = tool
         self._cols: dict[str, list] = {n: [] for n in self._PER_ROW}
+        self._keys: dict[str, list] = {}   # host-key columns, only once a row has a key
 
     def __len__(self) -> int:
         return len(self._cols["ip"])
 
     def add(self, *, ip, port, transport, status=None, reason=None, ttl=None,
-            timestamp_us=None, service=None, banner=None, offset=None) -> None:
+            timestamp_us=None, service=None, banner=None, offset=None, key: dict | None = None) -> None:
+        """``key``: an SSH host key as {algorithm, fingerprint_sha256, bits,
+        modulus, exponent} (zgrab2 ssh), else None."""
         c = self._cols
+        if key is not None or self._keys:
+            if not self._keys:
+                self._keys = {name: [None] * len(self) for name in _KEY_COLS}
+            for name, src in _KEY_COLS.items():
+                self._keys[name].append(key.get(src) if key else None)
         c["ip"].append(ip)
         c["port"].append(port)
         c["transport"].append(transport)
@@ -146,8 +154,23 @@ class RawColumns:
             "source_file": constant(self.ctx.source, n),
             "source_offset": pa.array(c["source_offset"], pa.int64()),
         }
+        for name, values in self._keys.items():
+            arrays[name] = pa.array(values, RAW_SCHEMA.field(name).type)
         self._cols = {k: [] for k in self._PER_ROW}
-        return pa.RecordBatch.from_arrays([arrays[n] for n in RAW_SCHEMA.names], schema=RAW_SCHEMA)
+        self._keys = {}
+        return raw_batch(arrays, n)
+
+
+# RAW_SCHEMA host-key column -> key of the dict a reader passes to RawColumns.add
+_KEY_COLS = {"key_algorithm": "algorithm", "key_fingerprint_sha256": "fingerprint_sha256",
+             "key_bits": "bits", "rsa_modulus": "modulus", "rsa_exponent": "exponent"}
+
+
+def raw_batch(arrays: dict, n: int) -> pa.RecordBatch:
+    """A RAW_SCHEMA batch from {column: array}; columns a format never has
+    (host keys, for most) are filled with nulls."""
+    cols = [arrays[f.name] if f.name in arrays else pa.nulls(n, f.type) for f in RAW_SCHEMA]
+    return pa.RecordBatch.from_arrays(cols, schema=RAW_SCHEMA)
 
 
 def constant(value, n: int, typ: pa.DataType = pa.string()) -> pa.Array:

@@ -130,6 +130,7 @@ class PortPage:
     trend_table: DataTable | None
     previous: Link | None          # this port in the previous / next week
     following: Link | None
+    host_keys: tuple[DataTable, ...] = ()   # port 22 of a week with zgrab2 ssh keys
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import re
 
@@ -38,6 +39,7 @@ class WeekData:
     aggregates: pa.Table            # AGG_SCHEMA, suppressed with the site's k
     downloads: dict[str, bytes]     # AGG_FILES name -> bytes to publish
     from_clean: bool = False        # computed here from clean Parquet, not by the stage
+    host_keys: dict | None = None   # aggregates/host_keys.json (weeks with zgrab2 ssh keys)
 
 
 def _is_week(week: str) -> bool:
@@ -62,6 +64,29 @@ def aggregates_from_clean(out: str, week: str) -> pa.Table:
     return agg.combine([agg.partial_aggregates(clean, week)])
 
 
+HOST_KEYS = "host_keys.json"
+
+
+def _host_keys(folder: str, k: int) -> dict | None:
+    path = os.path.join(folder, HOST_KEYS)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        doc = json.load(f)
+    # JSON object keys are strings; key sizes are ints again here.
+    stats = doc["stats"]
+    stats["key_bits"] = {alg: {int(b): c for b, c in by_bits.items()}
+                         for alg, by_bits in stats.get("key_bits", {}).items()}
+    from pipelines.keys.stats import assert_counts_only
+    from pipelines.transforms.keys import fold_small_groups
+    assert_counts_only(doc["stats"])       # refuse to publish anything but counts
+    if doc.get("churn"):
+        assert_counts_only(doc["churn"])
+    if k > doc.get("k", 0):
+        doc = dict(doc, stats=fold_small_groups(doc["stats"], k), k=k)
+    return doc
+
+
 def load_week(out: str, week: str, k: int, from_clean: bool = False) -> WeekData:
     manifest = load_manifest(out, week)
     if manifest is None:
@@ -81,7 +106,10 @@ def load_week(out: str, week: str, k: int, from_clean: bool = False) -> WeekData
                     downloads[name] = f.read()
         else:
             downloads = agg.serialise(table)
-        return WeekData(week, manifest, table, downloads)
+        keys = _host_keys(folder, k)
+        if keys is not None:
+            downloads[HOST_KEYS] = (json.dumps(keys, indent=2, sort_keys=True) + "\n").encode()
+        return WeekData(week, manifest, table, downloads, host_keys=keys)
     if not from_clean:
         raise ReportError(f"week {week} has no aggregates ({parquet}); rerun the week with the "
                           "Aggregate stage, or render with --from-clean")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipelines.aggregate import OTHER
 from pipelines.report import charts
+from pipelines.report.hostkeys import SSH_PORT, host_key_tables
 from pipelines.report.context import (Column, DataTable, Link, Meta, PortPage, Quality, WeekPage,
                                       WeekSummary)
 from pipelines.report.filters import pct, share, week_range
@@ -263,4 +264,6 @@ def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPa
         many_ports=many[0][1] if many else 0, k=k, top20=top20, no_banner=no_banner,
         breakdowns=breakdowns, compared_with=prev.week if prev else None,
         risers=risers, fallers=fallers, trend=trend, trend_table=trend_table,
-        previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key))
+        previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key),
+        host_keys=host_key_tables(ix.data.host_keys, ix.week)
+        if key == SSH_PORT and ix.data.host_keys else ())

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipelines.schema import RAW_SCHEMA, TIMESTAMP, DamageKind, QuarantineReason as QR
-from scanners.base import EXCERPT_BYTES, MAX_BANNER_BYTES, MAX_RECORD_BYTES, ReadContext, constant
+from scanners.base import EXCERPT_BYTES, MAX_BANNER_BYTES, MAX_RECORD_BYTES, ReadContext, constant, raw_batch
 from scanners.escapes import decode_column_latin1
 from scanners.lines import BLOCK_BYTES, Block, iter_blocks, json_object, truncated
 from scanners.registry import Format
@@ -362,7 +362,7 @@ def _finish(flat: pa.Table, row_line: np.ndarray, base: int, block: bytes, start
         "source_offset": pa.array(base + starts[row_line[good]], pa.int64()),
     }
     ctx.records_read += n
-    return pa.RecordBatch.from_arrays([cols[f] for f in RAW_SCHEMA.names], schema=RAW_SCHEMA)
+    return raw_batch(cols, len(next(iter(cols.values()))))
 
 
 FORMATS = (

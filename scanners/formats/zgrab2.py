@@ -145,6 +145,9 @@ def _module(off, raw, ip, name, mod, cols: RawColumns, ctx: ReadContext) -> None
     result = mod.get("result")
     port = mod.get("port")
     if port is None:
+        # zgrab2 does not write --port; the landing sidecar can say it.
+        port = ctx.facts.get("port_hint")
+    if port is None:
         port = 443 if protocol == "http" and _uses_tls(result) else DEFAULT_PORTS.get(protocol)
         if port is None:
             ctx.quarantine(off, Q.MISSING_FIELD, "zgrab2 module has no port and no known default port", raw)
@@ -157,14 +160,40 @@ def _module(off, raw, ip, name, mod, cols: RawColumns, ctx: ReadContext) -> None
         ctx.quarantine(off, Q.INVALID_TIMESTAMP, "zgrab2 timestamp missing or not RFC 3339", raw)
         return
     transport = "udp" if protocol in UDP_MODULES else "tcp"
+    key = host_key_columns(result) if protocol == "ssh" else None
     cols.add(ip=ip, port=port, transport=transport, status=status, reason=word,
-             timestamp_us=ts, offset=off)
+             timestamp_us=ts, offset=off, key=key)
     for service, text in banners(protocol, result):
         cols.add(ip=ip, port=port, transport=transport, timestamp_us=ts, service=service,
                  banner=text.encode("utf-8", "surrogatepass"), offset=off)
 
 
-# -- SSH host keys (kept for later use; not part of RAW_SCHEMA) ----------------
+# -- SSH host keys --------------------------------------------------------------
+
+_MAX_EXPONENT = (1 << 63) - 1
+_CURVE_BITS = {"ssh-ed25519": 256, "ssh-ed448": 456}
+
+
+def host_key_columns(result) -> dict | None:
+    """``ssh_host_key`` shaped for RawColumns.add(key=...): algorithm,
+    fingerprint, bits (RSA modulus length, the curve size of ECDSA/EdDSA),
+    modulus and an exponent that fits int64 (null otherwise; stats count it
+    as unusual from the modulus side)."""
+    k = ssh_host_key(result)
+    if k is None:
+        return None
+    algo = k["algorithm"] or ""
+    bits = k["length"]
+    if bits is None:
+        base = algo.replace("-cert-v01@openssh.com", "")
+        bits = _CURVE_BITS.get(base)
+        if bits is None and base.startswith("ecdsa-sha2-nistp"):
+            tail = base[len("ecdsa-sha2-nistp"):]
+            bits = int(tail) if tail.isdigit() else None
+    e = k["exponent"]
+    return {"algorithm": k["algorithm"], "fingerprint_sha256": k["fingerprint_sha256"],
+            "bits": bits if bits is None or bits < 1 << 31 else None, "modulus": k["modulus"],
+            "exponent": e if e is not None and 0 <= e <= _MAX_EXPONENT else None}
 
 def _b64(value) -> bytes | None:
     if not isinstance(value, str):

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipelines.schema import RAW_SCHEMA, TIMESTAMP, QuarantineReason as Q
-from scanners.base import MAX_RECORD_BYTES, ReadContext, constant
+from scanners.base import MAX_RECORD_BYTES, ReadContext, constant, raw_batch
 from scanners.lines import BLOCK_BYTES, iter_blocks, json_object, json_objects, parse_iso_us, truncated
 from scanners.registry import Format
 
@@ -222,7 +222,7 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
         "source_file": constant(ctx.source, len(keep)),
         "source_offset": pa.array(offsets[keep].astype(np.int64)),
     }
-    return pa.RecordBatch.from_arrays([arrays[k] for k in RAW_SCHEMA.names], schema=RAW_SCHEMA)
+    return raw_batch(arrays, len(next(iter(arrays.values()))))
 
 
 def _timestamps(cols, plan: Plan, n: int, fail) -> pa.Array:

@@ -112,3 +112,28 @@ def test_reordering_and_resharding_give_identical_parquet(demo_raw, demo_run, tm
     assert a.select(content).sort_by(order).equals(b.select(content).sort_by(order))
     for k in ("read", "accepted", "quarantined", "excluded", "merged"):
         assert m_a["totals"][k] == m_b["totals"][k], k
+
+
+def test_host_key_statistics_match_the_keys_the_generator_made(demo_run):
+    import json as _json
+    out, m, truth = demo_run
+    path = os.path.join(str(out), f"week={DEMO_WEEK}", "aggregates", "host_keys.json")
+    text = open(path).read()
+    s = _json.loads(text)["stats"]
+    tk = truth["ssh_keys"]
+    assert s["hosts"] == tk["hosts_with_keys"] and s["keys"] == tk["distinct_keys"]
+    assert s["shared_keys"]["keys"] == len(tk["shared_key_groups"])
+    assert s["shared_keys"]["hosts"] == tk["shared_key_hosts"]
+    # one shared-key group is the forwarded /24: adjusted, it is one box, so its key is
+    # not "shared" at all; only the other group's key and hosts remain
+    in_group = [g for g in tk["shared_key_groups"] if g["hosts"][0].startswith("92.3.79.")]
+    others = [g for g in tk["shared_key_groups"] if g not in in_group]
+    assert len(in_group) == 1 and len(others) == 1
+    assert s["shared_keys"]["keys_adjusted"] == 1
+    assert s["shared_keys"]["hosts_adjusted"] == len(others[0]["hosts"])
+    assert s["batch_gcd"]["moduli_sharing_prime"] == 2 and s["batch_gcd"]["hosts"] == tk["shared_prime_host_count"]
+    by_alg = {f"ssh-{alg}-{bits}": cell["hosts"] for alg, b in s["key_bits"].items() for bits, cell in b.items()}
+    assert by_alg == tk["by_algorithm"]
+    # counts only: no fingerprint, modulus or address of the week is in the file
+    for g in tk["shared_key_groups"]:
+        assert g["fingerprint"] not in text and not any(h in text for h in g["hosts"])

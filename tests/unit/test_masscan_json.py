@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind, QuarantineReason as QR
+from pipelines.schema import HOST_KEY_FIELDS, RAW_SCHEMA, DamageKind, QuarantineReason as QR
 from scanners.base import MAX_BANNER_BYTES, ReadContext
 from scanners.formats import masscan_json as mj
 
@@ -77,7 +77,8 @@ def oracle(data: bytes) -> list[dict]:
                         "timestamp": int(r["timestamp"]), "service": d.get("service_name"),
                         "banner": None if d.get("banner") is None else d["banner"].encode("latin-1"),
                         "tool": "masscan", "tool_version": None, "source_file": "f",
-                        "source_offset": off})
+                        "source_offset": off,
+                        **{f.name: None for f in HOST_KEY_FIELDS}})   # masscan never has host keys
         off += len(line) + 1
     return out
 
@@ -112,7 +113,7 @@ def test_exact_values_of_masscan_json():
     assert rows[0] == {"ip": "198.18.0.3", "port": 11211, "transport": "tcp", "status": "open",
                        "reason": "syn-ack", "ttl": 64, "timestamp": 1795566993, "service": None,
                        "banner": None, "tool": "masscan", "tool_version": None, "source_file": "f",
-                       "source_offset": 2}
+                       "source_offset": 2, **{f.name: None for f in HOST_KEY_FIELDS}}
     by = {(r["ip"], r["port"], r["transport"], r["service"]): r for r in rows}
     title = by[("198.18.0.1", 80, "tcp", "title")]
     assert title["banner"] == TITLE and title["status"] is None and title["ttl"] is None

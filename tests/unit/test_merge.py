@@ -92,3 +92,18 @@ def test_result_is_independent_of_order_and_split(recs, rnd):
     assert sum(a.accepted.values()) == a.clean.num_rows
     assert sum(a.accepted.values()) + sum(a.merged.values()) == len(rows)
     assert sum(b.accepted.values()) + sum(b.merged.values()) == len(rows)
+
+
+def test_host_key_comes_from_the_earliest_record_that_has_one():
+    def ssh(ts, fp, src):
+        return dict(ip="5.5.5.5", port=22, transport="tcp", status="open", timestamp=ts, source_file=src,
+                    key_algorithm="ssh-rsa", key_fingerprint_sha256=fp, key_bits=2048,
+                    rsa_modulus=bytes.fromhex(fp[:8]), rsa_exponent=65537)
+    rows = [dict(ip="5.5.5.5", port=22, transport="tcp", status="open", timestamp=T - 5),   # masscan, no key
+            ssh(T + 2, "bb" * 32, "z2"), ssh(T, "aa" * 32, "z1"),
+            dict(ip="6.6.6.6", port=22, transport="tcp", status="open", timestamp=T)]
+    for order in (rows, rows[::-1]):
+        c = {r["ip"]: r for r in merge_bucket(work(order), "w").clean.to_pylist()}
+        assert c["5.5.5.5"]["key_fingerprint_sha256"] == "aa" * 32
+        assert c["5.5.5.5"]["rsa_modulus"] == bytes.fromhex("aaaaaaaa") and c["5.5.5.5"]["key_bits"] == 2048
+        assert c["6.6.6.6"]["key_fingerprint_sha256"] is None and c["6.6.6.6"]["rsa_exponent"] is None

@@ -65,3 +65,21 @@ def test_many_ports_flag_counts_open_ports_of_each_address():
     r = by_ip(annotate(clean(rows), ResponderThresholds(many_ports=8)))
     assert r[("192.0.2.7", 5)]["host_open_ports"] == 10 and r[("192.0.2.7", 5)]["many_ports"]
     assert r[("192.0.2.8", 22)]["host_open_ports"] == 1 and not r[("192.0.2.8", 22)]["many_ports"]
+
+
+def test_host_keys_split_boxes_but_missing_keys_do_not():
+    def rows_for(net, key_of):
+        rows = []
+        for i in range(1, 41):
+            rows += port_rows(f"{net}.{i}", 22, {"ssh": b"SSH-2.0-OpenSSH_7.4"})
+            fp = key_of(i)
+            if fp:   # a zgrab2 record of the same port, with the host key
+                rows.append(dict(ip=f"{net}.{i}", port=22, transport="tcp", status="open", timestamp=T + 9,
+                                 key_algorithm="ssh-ed25519", key_fingerprint_sha256=fp, key_bits=256))
+        return rows
+    same_or_none = rows_for("192.0.2", lambda i: "aa" * 32 if i % 4 == 0 else None)
+    two_keys = rows_for("198.51.100", lambda i: ("aa" if i % 2 else "bb") * 32)
+    r = by_ip(annotate(clean(same_or_none + two_keys)))
+    assert {r[(f"192.0.2.{i}", 22)]["responder_group"] for i in range(1, 41)} != {None}
+    assert len({r[(f"192.0.2.{i}", 22)]["responder_group"] for i in range(1, 41)}) == 1
+    assert {r[(f"198.51.100.{i}", 22)]["responder_group"] for i in range(1, 41)} == {None}

@@ -237,3 +237,24 @@ def test_random_json_in_module_fields(value, proto, field):
     run(jsonl(target(**{proto: mod}), {"ip": value, "data": {proto: value}}))
     zgrab2.ssh_host_key({"key_exchange": {"server_host_key": value}})
     zgrab2.banners(proto, value)
+
+
+def test_ssh_fixture_host_key_reaches_the_raw_columns():
+    import json as _json
+    import os as _os
+
+    from scanners.base import ReadContext as _Ctx
+    from scanners.formats import zgrab2 as _z
+    path = _os.path.join(_os.path.dirname(__file__), "..", "fixtures", "zgrab2", "ssh-ssh.json")
+    obj = _json.load(open(path))
+    line = (_json.dumps(obj) + "\n").encode()
+    ctx = _Ctx("ssh.jsonl")
+    rows = [r for b in _z.read(iter([line]), ctx) for r in b.to_pylist()]
+    status = [r for r in rows if r["status"] is not None]
+    assert len(status) == 1
+    hk = obj["data"]["ssh"]["result"]["key_exchange"]["server_host_key"]
+    assert status[0]["key_algorithm"] == hk["algorithm"] == "ecdsa-sha2-nistp256"
+    assert status[0]["key_fingerprint_sha256"] == hk["fingerprint_sha256"]
+    assert status[0]["key_bits"] == 256 and status[0]["rsa_modulus"] is None
+    # banner rows carry no key: the merge takes it from the status row
+    assert all(r["key_fingerprint_sha256"] is None for r in rows if r["status"] is None)

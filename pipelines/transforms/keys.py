@@ -1,0 +1,125 @@
+"""HostKeyStats: the week's SSH host-key statistics (counts only).
+
+    (bucket, clean table) ─SshRows─▶ (None, ssh rows) ─GroupAll─▶ week_key_stats + churn ─▶
+        <root>/aggregates/host_keys.json
+
+Batch GCD needs every distinct RSA modulus of the week in one place, so the
+SSH rows (a few columns, only observations that carry a key) are gathered
+with a single-key GroupByKey; ``pipelines/keys/batchgcd.py`` bounds the
+memory of the GCD itself. Key churn compares with the previous ISO week's
+published clean data, when there is one. A week without any host key (a
+masscan-only week) writes no file: it has no key statistics.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.aggregate import AGG_DIR
+
+KEYS_FILE = "host_keys.json"
+INPUT_COLUMNS = ("ip", "port", "key_algorithm", "key_fingerprint_sha256", "rsa_modulus",
+                 "rsa_exponent", "key_bits", "product", "asn", "responder_group")
+GROUPED = ("by_product", "by_asn")
+
+
+def previous_week(week: str) -> str:
+    year, wk = int(week[:4]), int(week[6:])
+    d = datetime.date.fromisocalendar(year, wk, 1) - datetime.timedelta(days=7)
+    y, w, _ = d.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def ssh_key_rows(table: pa.Table) -> pa.Table:
+    """The open observations that carry a host key, in the stats' input shape."""
+    has = pc.and_(pc.equal(table.column("status"), "open"),
+                  pc.is_valid(table.column("key_fingerprint_sha256")))
+    t = table.filter(has).select(list(INPUT_COLUMNS))
+    return t.set_column(1, "port", t.column("port").cast(pa.int32()))
+
+
+def fold_small_groups(stats: dict, k: int) -> dict:
+    """Product and ASN groups of shared keys seen on fewer than k hosts fold
+    into "other", like every other public cell (an AS with two hosts sharing
+    a key is too close to naming them)."""
+    shared = stats.get("shared_keys", {})
+    for name in GROUPED:
+        groups = shared.get(name)
+        if not isinstance(groups, dict):
+            continue
+        kept, other = {}, {}
+        for label, cell in sorted(groups.items()):
+            if cell.get("hosts", 0) >= k:
+                kept[label] = cell
+            else:
+                for field, n in cell.items():
+                    other[field] = other.get(field, 0) + n
+        if other:
+            kept["other"] = other
+        shared[name] = kept
+    return stats
+
+
+class _SshRowsFn(beam.DoFn):
+    def process(self, element):
+        _bucket, table = element
+        rows = ssh_key_rows(table)
+        if rows.num_rows:
+            yield None, rows
+
+
+class _StatsFn(beam.DoFn):
+    def __init__(self, root: str, week: str, out: str, k: int):
+        self.root, self.week, self.out, self.k = root, week, out, k
+
+    def process(self, element):
+        from pipelines.keys.stats import key_churn, week_key_stats
+        _, tables = element
+        tables = [t for t in tables if t is not None]
+        if not tables:
+            yield {"host_key_observations": 0}
+            return
+        t = pa.concat_tables(tables)
+        doc = {"week": self.week, "k": self.k,
+               "stats": fold_small_groups(week_key_stats(t), self.k),
+               "churn": None, "previous_week": previous_week(self.week)}
+        prev = self._previous()
+        if prev is not None:
+            doc["churn"] = key_churn(t, prev)
+        with FileSystems.create(FileSystems.join(self.root, AGG_DIR, KEYS_FILE)) as h:
+            h.write((json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        yield {"host_key_observations": t.num_rows}
+
+    def _previous(self) -> pa.Table | None:
+        import pyarrow.dataset as ds
+        path = os.path.join(self.out, f"week={previous_week(self.week)}", "clean")
+        if not os.path.isdir(path):
+            return None
+        t = ds.dataset(path, format="parquet").to_table(
+            columns=["ip", "port", "status", "key_fingerprint_sha256"])
+        return t.filter(pc.is_valid(t.column("key_fingerprint_sha256")))
+
+
+class HostKeyStats(beam.PTransform):
+    """PCollection[(bucket, clean table)] -> ``root/aggregates/host_keys.json``;
+    emits one {"host_key_observations": n} element (it feeds the manifest, so
+    every runner computes this branch)."""
+
+    def __init__(self, root: str, week: str, out: str, k: int):
+        super().__init__()
+        self.root, self.week, self.out, self.k = root, week, out, k
+
+    def expand(self, clean):
+        seed = clean.pipeline | "Seed" >> beam.Create([(None, None)])
+        rows = clean | "SshRows" >> beam.ParDo(_SshRowsFn())
+        return ((seed, rows)
+                | "Flatten" >> beam.Flatten()
+                | "GroupAll" >> beam.GroupByKey()
+                | "Stats" >> beam.ParDo(_StatsFn(self.root, self.week, self.out, self.k)))
