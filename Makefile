@@ -17,7 +17,7 @@ CLUSTER ?= .cluster
 DASK_PORT ?= 8786
 DASK_WORKERS ?= 2
 
-.PHONY: help setup system-deps run demo test test-net bench golden serve cluster cluster-stop clean
+.PHONY: help setup system-deps run demo test test-net bench bench-scale golden serve cluster cluster-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,13 @@ test-net: $(STAMP)  ## real masscan/zmap against real daemons in network namespa
 
 bench: $(STAMP)  ## benchmark the pipeline against DuckDB and sort|uniq (BENCH_N records)
 	$(BIN)/python -m pipelines.bench --records $(BENCH_N)
+
+bench-scale: $(STAMP)  ## the scale figures: 5M and 20M records in-process, and the 5M run on a loopback Dask cluster
+	$(BIN)/python -m pipelines.bench --records 5000000 --buckets 64 --no-parts --skip-baselines
+	$(BIN)/python -m pipelines.bench --records 20000000 --buckets 128 --no-parts --skip-baselines
+	$(MAKE) cluster
+	$(BIN)/python -m pipelines.bench --records 5000000 --buckets 64 --no-parts --skip-baselines -- \
+	  --runner DaskRunner --dask_client_address tcp://127.0.0.1:$(DASK_PORT); rc=$$?; $(MAKE) cluster-stop; exit $$rc
 
 golden: $(STAMP)  ## regenerate the golden copy of the demo week's site (review the diff!)
 	$(BIN)/python -m pipelines.report.golden

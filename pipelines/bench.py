@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default=".bench", help="work folder (default .bench)")
     ap.add_argument("--buckets", type=int, default=32)
     ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--gcd", type=int, default=100_000,
+                    help="distinct RSA moduli for the batch-GCD figure (0 skips; default 100000)")
+    ap.add_argument("--no-parts", action="store_true", help="only the pipeline comparison")
     ap.add_argument("beam_args", nargs="*", help="extra Beam flags for the pipeline run (after --)")
     args = ap.parse_args(argv)
 
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
 
     results = {}
     cli = [sys.executable, "-m", "pipelines", "run", "--week", BENCH_WEEK, "--raw", raw,
-           "--out", out, "--buckets", str(args.buckets), "--quiet", *args.beam_args]
+           "--out", out, "--buckets", str(args.buckets), "--quiet", "--no-site", *args.beam_args]
     results["portcensus"] = _measure(cli)
     manifest = json.load(open(os.path.join(out, "manifests", f"{BENCH_WEEK}.json")))
     read = manifest["totals"]["read"]
@@ -113,6 +116,22 @@ def main(argv=None) -> int:
         "beam_args": args.beam_args, "machine": _machine(),
         "results": {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in results.items()},
     }
+    if not args.no_parts:
+        from pipelines import bench_parts
+        parts = {"identify": bench_parts.identify_rate(out, BENCH_WEEK), "geoip": bench_parts.geoip_rates()}
+        if args.gcd:
+            parts["batch_gcd"] = bench_parts.batch_gcd(args.gcd, args.dir)
+        record["parts"] = parts
+        i, g = parts["identify"], parts["geoip"]
+        print(f"\nidentify: {i['distinct_banners']:,} distinct of {i['rows']:,} rows, "
+              f"{i['rows_per_s']:,} rows/s (each distinct banner parsed once)")
+        print(f"geoip: vectorized {g['vectorized_per_s']:,} lookups/s ({g['vectorized_what']}); "
+              f"geoip2 per call {g['geoip2_country_per_s']:,}/s (country only)")
+        if "batch_gcd" in parts:
+            b = parts["batch_gcd"]
+            print(f"batch GCD: {b.get('moduli'):,} moduli in {b.get('batch_gcd_s')} s, "
+                  f"peak RSS {b.get('peak_rss_mb')} MB (+ workers {b.get('children_peak_rss_mb')} MB)"
+                  if "error" not in b else f"batch GCD: {b['error']}")
     with open(os.path.join(args.dir, "results.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")
     return 0

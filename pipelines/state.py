@@ -20,6 +20,11 @@ from pipelines.discover import WEEK_RE, discover
 
 CODE_DIRS = ("pipelines", "scanners")
 CODE_SUFFIXES = (".py", ".toml")
+# Code that cannot change a week's data: the site (it has its own fingerprint,
+# pipelines/orchestrate.py site_fingerprint), the CLI and logging, the bench,
+# the demo generator and the scan side. Editing these never reprocesses weeks.
+NOT_DATA_CODE = ("pipelines/report/", "pipelines/bench", "pipelines/cli", "pipelines/logs.py",
+                 "pipelines/land.py", "scanners/synth/", "scanners/plan.py", "scanners/scanplan.toml")
 
 
 def code_fingerprint() -> str:
@@ -31,8 +36,8 @@ def code_fingerprint() -> str:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for name in sorted(filenames):
-                if name.endswith(CODE_SUFFIXES):
-                    path = os.path.join(dirpath, name)
+                path = os.path.join(dirpath, name)
+                if name.endswith(CODE_SUFFIXES) and not os.path.relpath(path, root).startswith(NOT_DATA_CODE):
                     h.update(os.path.relpath(path, root).encode() + b"\0")
                     with open(path, "rb") as f:
                         h.update(hashlib.sha256(f.read()).digest())
