@@ -52,12 +52,14 @@ class _NormalizeFn(beam.DoFn):
         bucket = (work.column("bucket_key").to_numpy() % np.uint64(self.buckets)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         sorted_b = bucket[order]
-        work = work.take(pa.array(order))
         bounds = np.flatnonzero(np.diff(sorted_b)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(sorted_b)]])
         for s, e in zip(starts, ends):
-            yield WORK, (int(sorted_b[s]), work.slice(int(s), int(e - s)))
+            # take(), not slice(): a pickled pyarrow slice carries its parent's
+            # whole buffers, so each bucket element would ship the full batch
+            # through the shuffle (buckets x the data; it ran out of memory).
+            yield WORK, (int(sorted_b[s]), work.take(pa.array(order[s:e])))
 
 
 class Normalize(beam.PTransform):

@@ -57,3 +57,22 @@ def test_bucket_key_is_per_network():
     assert key("2001:db8:1::1") == key("2001:db8:1:ffff::2", port=443)
     # ... and the neighbouring networks do not
     assert len({key("9.9.9.9"), key("9.9.8.9"), key("2001:db8:2::1"), key("2001:db8:1::1")}) == 4
+
+
+def test_bucket_elements_carry_only_their_own_rows_through_the_shuffle():
+    """Pickled pyarrow slices ship their parent's whole buffers; the bucket
+    elements that cross GroupByKey must not (this once multiplied a week's
+    memory by the number of buckets)."""
+    import pickle
+
+    from pipelines.transforms.clean import WORK, _NormalizeFn
+    rows = [dict(ip=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", port=80, transport="tcp",
+                 status="open", timestamp=T, service="http.server", banner=b"nginx/1.2.%d" % (i % 7))
+            for i in range(40_000)]
+    batch = raw_batch(rows)
+    fn = _NormalizeFn(buckets=16, limits=Limits(), optout_path=None)
+    elements = [payload for kind, payload in fn.process(batch) if kind == WORK]
+    assert len(elements) == 16 and sum(b.num_rows for _, b in elements) == len(rows)
+    shipped = sum(len(pickle.dumps(b)) for _, b in elements)
+    whole = len(pickle.dumps(normalize_batch(batch).work))
+    assert shipped < 1.5 * whole, (shipped, whole)
