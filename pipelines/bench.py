@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     cli = [sys.executable, "-m", "pipelines", "run", "--week", BENCH_WEEK, "--raw", raw,
            "--out", out, "--buckets", str(args.buckets), "--quiet", "--no-site", *args.beam_args]
     results["portcensus"] = _measure(cli)
-    manifest = json.load(open(os.path.join(out, "manifests", f"{BENCH_WEEK}.json")))
+    manifest = json.load(open(os.path.join(out, f"week={BENCH_WEEK}", "manifest.json")))
     read = manifest["totals"]["read"]
     if not args.skip_baselines:
         db_script = DUCKDB_SQL.format(glob=os.path.join(week_dir, "*.gz"))

@@ -104,11 +104,15 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
 
 def _per_host_open_ports(hi: np.ndarray, lo: np.ndarray, is_open: np.ndarray) -> np.ndarray:
     """For each row: how many open (port, transport) observations its address has."""
-    host = np.stack([hi, lo], axis=1)
-    _, inverse = np.unique(host, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    counts = np.bincount(inverse, weights=is_open.astype(np.int64)).astype(np.int64)
-    return counts[inverse]
+    order = np.lexsort((lo, hi))       # merged buckets are sorted already: this is cheap
+    h, lw = hi[order], lo[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (h[1:] != h[:-1]) | (lw[1:] != lw[:-1])
+    host = np.cumsum(starts) - 1
+    counts = np.bincount(host, weights=is_open[order].astype(np.int64)).astype(np.int64)
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = counts[host]
+    return out
 
 
 def _signatures(clean: pa.Table) -> pa.Array:
