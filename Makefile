@@ -17,7 +17,7 @@ CLUSTER ?= .cluster
 DASK_PORT ?= 8786
 DASK_WORKERS ?= 2
 
-.PHONY: help setup system-deps run demo test test-net bench bench-scale golden serve cluster cluster-stop clean
+.PHONY: help setup system-deps run demo test test-net bench bench-scale bench-gcd golden serve cluster cluster-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ bench-scale: $(STAMP)  ## the scale figures: 5M and 20M records in-process, and 
 	$(MAKE) cluster
 	$(BIN)/python -m pipelines.bench --records 5000000 --buckets 64 --no-parts --skip-baselines -- \
 	  --runner DaskRunner --dask_client_address tcp://127.0.0.1:$(DASK_PORT); rc=$$?; $(MAKE) cluster-stop; exit $$rc
+
+bench-gcd: $(STAMP)  ## batch GCD over 100k and 1M distinct 1024-bit RSA moduli (slow: making 1M moduli takes an hour once)
+	$(BIN)/python -m pipelines.keys.bench_gcd --moduli 100000 --cache .bench/moduli-100000.bin
+	$(BIN)/python -m pipelines.keys.bench_gcd --moduli 1000000 --cache .bench/moduli-1000000.bin
 
 golden: $(STAMP)  ## regenerate the golden copy of the demo week's site (review the diff!)
 	$(BIN)/python -m pipelines.report.golden
