@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.iputil import ip16_text
 from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
@@ -76,7 +77,8 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
 
     clean = pa.table({
         "week": pa.repeat(pa.scalar(week), n_groups),
-        "ip": rep.column("ip"),
+        # From ip16: the text is not shipped through the shuffle (normalize.pack).
+        "ip": ip16_text(rep.column("ip16"), rep.column("ip_version").to_numpy()),
         "ip_version": rep.column("ip_version"),
         "port": rep.column("port").cast(pa.uint16()),
         "transport": rep.column("transport"),

@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.merge import merge_bucket
-from pipelines.normalize import Limits, normalize_batch
+from pipelines.normalize import Limits, normalize_batch, pack, unpack
 from pipelines.transforms.common import split_by_kind
 
 WORK = "work"
@@ -59,7 +59,7 @@ class _NormalizeFn(beam.DoFn):
             # take(), not slice(): a pickled pyarrow slice carries its parent's
             # whole buffers, so each bucket element would ship the full batch
             # through the shuffle (buckets x the data; it ran out of memory).
-            yield WORK, (int(sorted_b[s]), work.take(pa.array(order[s:e])))
+            yield WORK, (int(sorted_b[s]), pack(work.take(pa.array(order[s:e]))))
 
 
 class Normalize(beam.PTransform):
@@ -82,7 +82,7 @@ class _MergeFn(beam.DoFn):
 
     def process(self, element):
         bucket, batches = element
-        batches = [b for b in batches if b.num_rows]
+        batches = [unpack(b) for b in batches if b.num_rows]
         if not batches:
             return
         work = pa.Table.from_batches(batches)

@@ -49,3 +49,12 @@ def test_hilo_halves():
     # sliced arrays keep their offset
     hi2, lo2 = ip16_to_hilo(p.ip16.slice(1))
     assert int(lo2[0]) == int(lo[1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), min_size=1, max_size=40))
+def test_ip16_text_inverts_parse(addrs):
+    from pipelines.iputil import ip16_text
+    p = parse_ips(pa.array([str(a) for a in addrs]))
+    assert ip16_text(p.ip16, p.version).to_pylist() == p.text.to_pylist()
+    assert ip16_text(p.ip16.slice(1), p.version[1:]).to_pylist() == p.text.to_pylist()[1:]
