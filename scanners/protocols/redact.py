@@ -89,10 +89,13 @@ _COUNTER = re.compile(r"(?i)(?<![\w])((?:uptime|time|pid|curr_connections|total_
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # Dotted words whose "TLD" is really a file extension or product suffix.
+# Only suffixes that are NOT country codes: .pl (Poland) and .py (Paraguay)
+# were here once as Perl/Python extensions and let real host names through;
+# when in doubt, privacy wins and the word is redacted.
 _NOT_TLDS = frozenset({
     "html", "htm", "php", "js", "css", "jsp", "asp", "aspx", "cgi", "txt", "xml",
     "json", "gif", "png", "jpg", "jpeg", "ico", "conf", "cfg", "ini", "exe", "dll",
-    "bak", "tmp", "gz", "tgz", "pl", "rb", "py",
+    "bak", "tmp", "gz", "tgz", "rb",
 })
 _PRODUCT_DOTTED = frozenset({"ASP.NET", "Node.js", "Vue.js", "Next.js"})
 

@@ -137,3 +137,14 @@ def test_host_key_statistics_match_the_keys_the_generator_made(demo_run):
     # counts only: no fingerprint, modulus or address of the week is in the file
     for g in tk["shared_key_groups"]:
         assert g["fingerprint"] not in text and not any(h in text for h in g["hosts"])
+
+
+def test_no_host_name_address_or_email_survives_in_the_public_banners(demo_run):
+    out, m, truth = demo_run
+    public = table(out).column("banner_public")
+    text = "\n".join(v for v in public.to_pylist() if v).lower()
+    assert text   # the column is filled
+    leaks = [h for h in truth["banner_hostnames"] + truth["banner_emails"] + truth["banner_ips"]
+             if h.lower() in text]
+    assert not leaks, leaks[:5]
+    assert truth["scanner_ip"] not in text

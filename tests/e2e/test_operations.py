@@ -93,22 +93,23 @@ def test_sigkill_leaves_published_state_and_rerun_is_identical(weeks, tmp_path, 
 def test_two_weekly_runs_one_works_the_other_exits_busy(weeks, tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "paused"
-    holder = start("weekly", "--raw", str(weeks), "--out", str(out), "--quiet",
+    site = ("--site", str(tmp_path / "site"))
+    holder = start("weekly", "--raw", str(weeks), "--out", str(out), *site, "--quiet",
                    env={"PORTCENSUS_PAUSE_AT": f"read:{marker}"})
     wait_for(marker, holder)
-    second = cli("weekly", "--raw", str(weeks), "--out", str(out))
+    second = cli("weekly", "--raw", str(weeks), "--out", str(out), *site)
     assert second.returncode == 4, second.stderr
     assert "another portcensus run holds" in second.stderr
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     # the lock died with its holder: the next run takes it and does the work
-    third = cli("weekly", "--raw", str(weeks), "--out", str(out), "--quiet")
+    third = cli("weekly", "--raw", str(weeks), "--out", str(out), *site, "--quiet")
     assert third.returncode == 3, third.stderr
     assert sorted(k.split("/")[0] for k in published(out) if k.endswith("manifest.json")) == \
         [f"week={W1}", f"week={W2}"]
     # nothing new: exit 0 without running anything (the log shows no processing)
     log_before = (out / "logs" / "portcensus.log").read_text()
-    idle = cli("weekly", "--raw", str(weeks), "--out", str(out))
+    idle = cli("weekly", "--raw", str(weeks), "--out", str(out), *site)
     assert idle.returncode == 0, idle.stderr
     assert "nothing to do" in idle.stdout
     assert "processing week" not in (out / "logs" / "portcensus.log").read_text()[len(log_before):]
@@ -123,7 +124,12 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     lines = gzip.decompress(original).splitlines(keepends=True)
     keep = len(lines) // 2
     victim.write_bytes(gzip.compress(b"".join(lines[:keep]), mtime=0)[:-8])   # a cut gzip
-    assert cli("weekly", "--raw", str(raw), "--out", str(out), "--quiet").returncode == 3
+    site = tmp_path / "site"
+    assert cli("weekly", "--raw", str(raw), "--out", str(out), "--site", str(site), "--quiet").returncode == 3
+    feed_before = (site / "feed.xml").read_text()
+    w1_page = site / "weeks" / W1 / "index.html"
+    w1_before = w1_page.read_text()
+    w2_pages_before = {k: v for k, v in tree(site).items() if k.startswith(f"weeks/{W2}/")}
     damaged = json.loads((out / f"week={W1}" / "manifest.json").read_text())
     other_before = {k: v for k, v in published(out).items() if k.startswith(f"week={W2}")}
 
@@ -133,7 +139,8 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     victim.write_bytes(original)                                              # the repair
     status = cli("status", "--raw", str(raw), "--out", str(out))
     assert "inputs changed: masscan-p22-shard1of3.ndjson.gz" in status.stdout
-    assert cli("reprocess", "--week", W1, "--raw", str(raw), "--out", str(out), "--quiet").returncode == 3
+    assert cli("reprocess", "--week", W1, "--raw", str(raw), "--out", str(out), "--site", str(site),
+               "--quiet").returncode == 3
     repaired = json.loads((out / f"week={W1}" / "manifest.json").read_text())
 
     f_before = {f["file"]: f for f in damaged["files"]}["masscan-p22-shard1of3.ndjson.gz"]
@@ -143,5 +150,10 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     assert repaired["totals"]["read"] - repaired["totals"]["quarantined"] == \
         damaged["totals"]["read"] - damaged["totals"]["quarantined"] + recovered
     assert repaired["files_damaged"] == damaged["files_damaged"] - 1
-    # the other week was not touched
+    # the other week's data was not touched
     assert {k: v for k, v in published(out).items() if k.startswith(f"week={W2}")} == other_before
+    # the site followed: the repaired week's page and the feed changed (fewer damaged files)
+    assert w1_page.read_text() != w1_before and (site / "feed.xml").read_text() != feed_before
+    assert f"{W1}" in (site / "index.html").read_text()          # the archive lists the week
+    # W38's pages compare with W37 (risers/fallers), so some may change; its week page must exist
+    assert set(k for k in tree(site) if k.startswith(f"weeks/{W2}/")) == set(w2_pages_before)

@@ -131,3 +131,11 @@ def test_generic_redaction_of_zgrab2_smtp_help():
     help_text = next(t for bt, t in _zgrab2_texts() if bt == "smtp" and "develooper" in t)
     out = redact(help_text)
     assert "<email>" in out and "<host>" in out and "develooper" not in out
+
+
+def test_country_code_domains_that_look_like_file_extensions_are_redacted():
+    from scanners.protocols.redact import redact
+    for banner in ("220 mx3.lumenzephyr.pl FTP server ready.", "220-Welcome to srv8.harbornimbus.pl",
+                   "220 mail.example.com.py ESMTP"):
+        out = redact(banner)
+        assert ".pl" not in out and ".py" not in out, out
