@@ -10,8 +10,8 @@ SITE   ?= site
 BENCH_N ?= 2000000
 PORT   ?= 8000
 # Debian packages the tests use when they can be had (root + apt): Chromium for
-# the site test, masscan for checking `portcensus plan` with masscan --echo.
-TEST_DEBS ?= chromium masscan
+# the site test, masscan for checking `portcensus plan` with masscan --echo, ssh-keygen for real host keys.
+TEST_DEBS ?= chromium masscan openssh-client
 
 CLUSTER ?= .cluster
 DASK_PORT ?= 8786
