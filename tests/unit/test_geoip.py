@@ -299,7 +299,7 @@ def test_search_last_le_matches_brute_force(starts, keys, squash):
     (32, bytes.fromhex("89abcdef01234567"), 0x89ABCDEF, 0x01234567),
 ])
 def test_node_records_follow_the_mmdb_spec(record_size, node, left, right):
-    from pipelines.geoip import _node_records
+    from pipelines.geoip_tables import _node_records
     lefts, rights = _node_records(bytes(node_size := len(node)) + node, 2, record_size)
     assert node_size == record_size // 4
     assert (int(lefts[1]), int(rights[1])) == (left, right) and (int(lefts[0]), int(rights[0])) == (0, 0)
