@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"portcensus: --config {args.config}: {_one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
-    if not logging.getLogger().handlers:
-        from pipelines.logs import setup_logging
-        setup_logging(None)
+    from pipelines.logs import setup_logging
+    setup_logging(None)   # stderr as it is now; commands that write outputs add their log file
     try:
         for mod in _modules():
             code = _call(mod.dispatch, args, extra)

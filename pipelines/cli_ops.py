@@ -137,9 +137,41 @@ def beam_args_for(extra: list[str]) -> list[str]:
             args[i] = DASK_RUNNER
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args = ["--runner=FnApiRunner"] + args
-    if DASK_RUNNER in " ".join(args) and not any(a.startswith("--dask_npartitions") for a in args):
-        args.append(f"--dask_npartitions={DEFAULT_DASK_PARTITIONS}")
+    if DASK_RUNNER in " ".join(args):
+        try:  # its options (--dask_client_address, ...) exist once the runner module is loaded
+            import apache_beam.runners.dask.dask_runner  # noqa: F401
+        except ImportError:
+            raise c.ConfigError("DaskRunner needs the dask extra: pip install -e '.[dask]'") from None
+        if not any(a.startswith("--dask_npartitions") for a in args):
+            args.append(f"--dask_npartitions={DEFAULT_DASK_PARTITIONS}")
+    _refuse_unknown(args)
     return args
+
+
+def _refuse_unknown(args: list[str]) -> None:
+    """A misspelt flag (--exlcude) would otherwise be handed to Beam, which
+    drops what it does not know with a warning: refuse it here instead."""
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)   # we report the problem ourselves
+    import contextlib
+    import io
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):   # Beam's argparse prints its whole usage on a bad value
+            opts = PipelineOptions(args)
+            unknown = sorted(set(opts.get_all_options(retain_unknown_options=True)) - set(opts.get_all_options()))
+    except SystemExit:
+        last = (said.getvalue().strip().splitlines() or ["invalid value"])[-1]
+        raise c.ConfigError(f"Beam option: {last.split('error: ', 1)[-1]}") from None
+    finally:
+        beam_log.setLevel(level)
+    if unknown:
+        flags = ", ".join("--" + u for u in unknown)
+        raise c.ConfigError(f"unknown option(s) {flags}: neither a portcensus flag (see --help) nor a Beam option")
 
 
 def config_from(args, week: str | None = None) -> c.RunConfig:
