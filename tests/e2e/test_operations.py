@@ -54,6 +54,12 @@ def weeks(tmp_path_factory):
     return raw
 
 
+def _archive(site):
+    import csv
+    with open(site / "data" / "all" / "archive.csv") as f:
+        return {r["week"].split(",")[0]: r for r in csv.DictReader(f)}
+
+
 def wait_for(path, proc, seconds=240):
     deadline = time.monotonic() + seconds
     while not os.path.exists(path):
@@ -127,6 +133,7 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     site = tmp_path / "site"
     assert cli("weekly", "--raw", str(raw), "--out", str(out), "--site", str(site), "--quiet").returncode == 3
     feed_before = (site / "feed.xml").read_text()
+    archive_before = _archive(site)
     w1_page = site / "weeks" / W1 / "index.html"
     w1_before = w1_page.read_text()
     w2_pages_before = {k: v for k, v in tree(site).items() if k.startswith(f"weeks/{W2}/")}
@@ -154,6 +161,9 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     assert {k: v for k, v in published(out).items() if k.startswith(f"week={W2}")} == other_before
     # the site followed: the repaired week's page and the feed changed (fewer damaged files)
     assert w1_page.read_text() != w1_before and (site / "feed.xml").read_text() != feed_before
-    assert f"{W1}" in (site / "index.html").read_text()          # the archive lists the week
+    archive = _archive(site)                                     # the archive shows the repair
+    assert archive[W1]["damaged"] == str(int(archive_before[W1]["damaged"]) - 1)
+    assert int(archive[W1]["open_raw"]) > int(archive_before[W1]["open_raw"])
+    assert archive[W2] == archive_before[W2]
     # W38's pages compare with W37 (risers/fallers), so some may change; its week page must exist
     assert set(k for k in tree(site) if k.startswith(f"weeks/{W2}/")) == set(w2_pages_before)
