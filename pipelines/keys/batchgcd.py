@@ -35,7 +35,9 @@ Peak memory, with N distinct L-bit moduli, chunk size m and w processes::
 
 plus the caller's own copy of the input. Measured peak RSS with N = 100k,
 L = 1024, one process: 310 MB at m = 65536, 136 MB at m = 16384. For
-N = 1M, m = 65536, w = 2 the bound is ~0.2 + 0.13 + 2 * 0.24 GB ~ 0.8 GB.
+N = 1M, m = 65536 the bound is ~0.2 + 0.13 + w * 0.24 GB; measured with
+w = 1: 830 MB peak (incl. a 200 MB input list), 520 s; w = 2: 398 s
+(2-core VM shared with other jobs; ``python -m pipelines.keys.bench_gcd``).
 Time is k chunk trees (~M(m) log m each) plus k**2 multiply-and-reduce steps
 of chunk-product size, so the k**2 term grows with N/m: for N in the
 millions keep k in the tens by raising m (memory grows linearly with m);
