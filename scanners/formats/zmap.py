@@ -289,9 +289,7 @@ def _csv_block(base: int, block: bytes, starts: np.ndarray, ends: np.ndarray, pl
     for i, name in enumerate(plan.fields):
         if name in TYPES and name not in need:
             need[name] = i
-    if "saddr" not in need:
-        # A header without the target address names no observation; (pyarrow
-        # would also guess every column's type and fail to combine blocks).
+    if "saddr" not in need:   # no target address: no observation (and pyarrow would guess types)
         for i in np.flatnonzero(~blank):
             ctx.quarantine(int(base + starts[i]), Q.MISSING_FIELD, "zmap CSV header has no saddr field",
                            block[starts[i]:ends[i]])
