@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+from pipelines.coverage import coverage
 from pipelines.schema import CLEAN_SCHEMA, QUARANTINE_SCHEMA, field_docs
 
 MANIFEST_VERSION = 1
@@ -69,6 +70,7 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "files_read": len(files),
         "files_damaged": damaged,
         "quarantine_reasons": dict(sorted(reasons_total.items())),
+        "coverage": coverage(files),
         "observations": written,
         "run": run_info,
         "files": files,

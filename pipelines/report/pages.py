@@ -73,7 +73,13 @@ def coverage_sentence(manifest: dict) -> str:
     cov = manifest.get("coverage")
     fraction = cov.get("fraction") if isinstance(cov, dict) else None
     if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
-        return f"This week covers {pct(fraction)} of the targeted addresses; {files}."
+        low = cov.get("at_least")
+        if cov.get("exact", "at_least" not in cov):
+            return f"This week covers {pct(fraction)} of the targeted addresses; {files}."
+        if isinstance(low, (int, float)) and low < fraction:
+            return (f"This week covers about {pct(fraction)} of the targeted addresses (at least "
+                    f"{pct(low)}, estimated from the intact shards); {files}.")
+        return f"This week covers at least {pct(low)} of the targeted addresses; {files}."
     return ("Coverage is unknown for this week: the run did not record how many of the targeted "
             f"addresses were probed; {files}.")
 

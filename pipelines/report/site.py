@@ -70,6 +70,18 @@ def tables_of(obj) -> list[DataTable]:
     return []
 
 
+def _coverage_cell(cov) -> str:
+    """Archive cell: exact, estimated (≈) or a lower bound (≥), as the week page says."""
+    if not isinstance(cov, dict) or not isinstance(cov.get("fraction"), (int, float)):
+        return "unknown"
+    if cov.get("exact", "at_least" not in cov):
+        return pct(cov["fraction"])
+    low = cov.get("at_least")
+    if isinstance(low, (int, float)) and low < cov["fraction"]:
+        return "\u2248" + pct(cov["fraction"])
+    return "\u2265" + pct(low if isinstance(low, (int, float)) else cov["fraction"])
+
+
 def home_page(weeks: list[WeekIndex], meta: Meta) -> HomePage:
     latest = weeks[-1]
     top = DataTable(
@@ -82,10 +94,9 @@ def home_page(weeks: list[WeekIndex], meta: Meta) -> HomePage:
     for w in reversed(weeks):
         s = summary(w)
         cov = w.data.manifest.get("coverage")
-        fraction = cov.get("fraction") if isinstance(cov, dict) else None
         rows.append((Link(s.href, w.week), s.dates, s.open_raw, s.open_adjusted, s.ports,
                      s.quality.files_read, s.quality.files_damaged,
-                     pct(fraction) if isinstance(fraction, (int, float)) else "unknown"))
+                     _coverage_cell(cov)))
     archive = DataTable(
         slug="archive", title="Every week", scope="all", rows=tuple(rows),
         columns=(Column("week", "Week", "link"), Column("dates", "Dates"),
