@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.transforms.common import GatherAll
 from pipelines.aggregate import AGG_DIR, combine, empty, partial_aggregates, serialise, suppress
 
 
@@ -27,9 +28,9 @@ class _PartialFn(beam.DoFn):
 
     def process(self, element):
         _bucket, table = element
-        # One key for all: the partials are small (one row per port and value),
-        # so a single GroupByKey gathers them on every runner alike.
-        yield None, partial_aggregates(table, self.week)
+        # The partials are small (one row per port and value): GatherAll
+        # brings them to one place on every runner alike.
+        yield partial_aggregates(table, self.week)
 
 
 class _FinishFn(beam.DoFn):
@@ -37,9 +38,8 @@ class _FinishFn(beam.DoFn):
         self.root, self.week, self.k = root, week, k
         self.rows = Metrics.counter("portcensus", "aggregate_rows")
 
-    def process(self, element):
-        _, partials = element
-        table = suppress(combine(p for p in partials if p is not None), self.k)
+    def process(self, partials):
+        table = suppress(combine(partials), self.k)
         for name, data in serialise(table).items():
             with FileSystems.create(FileSystems.join(self.root, AGG_DIR, name)) as handle:
                 handle.write(data)
@@ -51,9 +51,8 @@ class Aggregate(beam.PTransform):
     """PCollection[(bucket, clean pa.Table)] -> aggregate files under
     ``root/aggregates/``; emits one {"aggregate_rows": n} element.
 
-    A single-key GroupByKey, not CombineGlobally/Top/Count, because those
-    break on the DaskRunner (see docs/SCALING.md); a seed element makes an
-    empty week still write (empty) files."""
+    Gathered with GatherAll (a seeded single-key GroupByKey), so an empty
+    week still writes (empty) files on every runner."""
 
     def __init__(self, root: str, week: str, k: int):
         super().__init__()
@@ -61,9 +60,7 @@ class Aggregate(beam.PTransform):
         self.root, self.week, self.k = root, week, k
 
     def expand(self, clean):
-        seed = clean.pipeline | "Seed" >> beam.Create([(None, None)])
-        partials = clean | "Partial" >> beam.ParDo(_PartialFn(self.week))
-        return ((seed, partials)
-                | "Flatten" >> beam.Flatten()
-                | "GroupAll" >> beam.GroupByKey()
+        return (clean
+                | "Partial" >> beam.ParDo(_PartialFn(self.week))
+                | "Gather" >> GatherAll()
                 | "Write" >> beam.ParDo(_FinishFn(self.root, self.week, self.k)))

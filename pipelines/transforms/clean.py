@@ -119,10 +119,9 @@ class Deduplicate(beam.PTransform):
         return split_by_kind(tagged, (CLEAN, COUNTS), "Split")
 
 
-def quarantine_counts(batch: pa.RecordBatch) -> dict:
-    """{"files": {name: {"quarantined": n, "reasons": {reason: n}}}} of a batch."""
+def quarantine_counts(t: pa.Table) -> dict:
+    """{"files": {name: {"quarantined": n, "reasons": {reason: n}}}} of quarantine rows."""
     out: dict = {}
-    t = pa.Table.from_batches([batch])
     grouped = t.group_by(["source_file", "reason"], use_threads=False).aggregate([("reason", "count")])
     for row in grouped.to_pylist():
         f = out.setdefault(row["source_file"], {"quarantined": 0, "reasons": {}})

@@ -53,3 +53,34 @@ def _add_into(acc: dict, d: dict) -> None:
 
 def _sorted(d):
     return {k: _sorted(d[k]) if isinstance(d[k], dict) else d[k] for k in sorted(d)}
+
+
+class _Seed:
+    """Marks the element that makes an empty input still produce one list."""
+
+
+def _keyed(value):
+    return None, value
+
+
+def _values(element) -> list:
+    return [v for v in element[1] if not isinstance(v, _Seed)]
+
+
+class GatherAll(beam.PTransform):
+    """PCollection(s) of small values -> ONE element: the list of all of them
+    (empty when there were none).
+
+    A single-key GroupByKey with a seed element, not CombineGlobally: combiners
+    and ``Top``/``Count`` misbehave on the DaskRunner (docs/SCALING.md), and the
+    seed keeps an empty week producing its (empty) output."""
+
+    def expand(self, pcolls):
+        pcolls = pcolls if isinstance(pcolls, tuple) else (pcolls,)
+        p = pcolls[0].pipeline
+        keyed = [p | "Seed" >> beam.Create([(None, _Seed())])] + [
+            pc | f"Key[{i}]" >> beam.Map(_keyed) for i, pc in enumerate(pcolls)]
+        return (keyed
+                | "Flatten" >> beam.Flatten()
+                | "GroupAll" >> beam.GroupByKey()
+                | "Values" >> beam.Map(_values))

@@ -5,7 +5,7 @@
 
 Batch GCD needs every distinct RSA modulus of the week in one place, so the
 SSH rows (a few columns, only observations that carry a key) are gathered
-with a single-key GroupByKey; ``pipelines/keys/batchgcd.py`` bounds the
+with GatherAll (a seeded single-key GroupByKey); ``pipelines/keys/batchgcd.py`` bounds the
 memory of the GCD itself. Key churn compares with the previous ISO week's
 published clean data, when there is one. A week without any host key (a
 masscan-only week) writes no file: it has no key statistics.
@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.aggregate import AGG_DIR
+from pipelines.transforms.common import GatherAll
 
 KEYS_FILE = "host_keys.json"
 INPUT_COLUMNS = ("ip", "port", "key_algorithm", "key_fingerprint_sha256", "rsa_modulus",
@@ -72,7 +73,7 @@ class _SshRowsFn(beam.DoFn):
         _bucket, table = element
         rows = ssh_key_rows(table)
         if rows.num_rows:
-            yield None, rows
+            yield rows
 
 
 class _StatsFn(beam.DoFn):
@@ -81,8 +82,7 @@ class _StatsFn(beam.DoFn):
 
     def process(self, element):
         from pipelines.keys.stats import key_churn, week_key_stats
-        _, tables = element
-        tables = [t for t in tables if t is not None]
+        tables = element
         if not tables:
             yield {"host_key_observations": 0}
             return
@@ -117,9 +117,7 @@ class HostKeyStats(beam.PTransform):
         self.root, self.week, self.out, self.k = root, week, out, k
 
     def expand(self, clean):
-        seed = clean.pipeline | "Seed" >> beam.Create([(None, None)])
-        rows = clean | "SshRows" >> beam.ParDo(_SshRowsFn())
-        return ((seed, rows)
-                | "Flatten" >> beam.Flatten()
-                | "GroupAll" >> beam.GroupByKey()
+        return (clean
+                | "SshRows" >> beam.ParDo(_SshRowsFn())
+                | "Gather" >> GatherAll()
                 | "Stats" >> beam.ParDo(_StatsFn(self.root, self.week, self.out, self.k)))

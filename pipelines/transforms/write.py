@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.manifest import build_manifest, dumps
 from pipelines.schema import CLEAN_SCHEMA
 from pipelines.transforms.clean import quarantine_counts
-from pipelines.transforms.common import sum_dicts
+from pipelines.transforms.common import GatherAll, sum_dicts
 
 PARQUET_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
 
@@ -96,7 +96,7 @@ class _WriteQuarantineFn(beam.DoFn):
                                ("excerpt", "ascending")])
         path = FileSystems.join(self.root, "quarantine", _safe_name(source) + ".parquet")
         write_parquet(table, path)
-        yield quarantine_counts(table.combine_chunks().to_batches()[0]) if table.num_rows else {}
+        yield quarantine_counts(table)
 
 
 def _by_source(batch: pa.RecordBatch):
@@ -124,8 +124,7 @@ class _ManifestFn(beam.DoFn):
     def __init__(self, root: str, week: str, run_info: dict):
         self.root, self.week, self.run_info = root, week, run_info
 
-    def process(self, element):
-        _, items = element
+    def process(self, items):
         reports, counts, written = [], [], []
         for kind, payload in items:
             {"report": reports, "counts": counts, "written": written}[kind].append(payload)
@@ -140,28 +139,23 @@ class _ManifestFn(beam.DoFn):
 
 def _tag(kind: str):
     def tag(payload):
-        return None, (kind, payload)
+        return kind, payload
     return tag
 
 
 class WriteManifest(beam.PTransform):
     """{reports, counts, written} PCollections -> manifest.json (one element out).
 
-    Uses a GroupByKey on a single key rather than CombineGlobally so that the
-    same code runs on every runner (see docs/SCALING.md)."""
+    Gathered with GatherAll rather than CombineGlobally, so that the same code
+    runs on every runner (see docs/SCALING.md)."""
 
     def __init__(self, root: str, week: str, run_info: dict):
         super().__init__()
         self.root, self.week, self.run_info = root, week, run_info
 
     def expand(self, inputs):
-        p = inputs["reports"].pipeline
-        seed = p | "Seed" >> beam.Create([(None, ("counts", {}))])
-        tagged = [seed] + [
-            inputs[name] | f"Tag[{name}]" >> beam.Map(_tag(kind))
-            for name, kind in (("reports", "report"), ("counts", "counts"), ("written", "written"))
-        ]
+        tagged = tuple(inputs[name] | f"Tag[{name}]" >> beam.Map(_tag(kind))
+                       for name, kind in (("reports", "report"), ("counts", "counts"), ("written", "written")))
         return (tagged
-                | "Flatten" >> beam.Flatten()
-                | "GroupAll" >> beam.GroupByKey()
+                | "Gather" >> GatherAll()
                 | "Build" >> beam.ParDo(_ManifestFn(self.root, self.week, self.run_info)))
