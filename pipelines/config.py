@@ -4,7 +4,6 @@ reads inside transforms)."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 from pipelines.normalize import Limits
@@ -86,28 +85,20 @@ class RunConfig:
 
     def run_info(self) -> dict:
         """What the manifest records about how the week was processed (no clock)."""
+        from pipelines.state import file_sha256
         info = {
             "pipeline_version": PIPELINE_VERSION,
             "code_sha256": _code(),
             "buckets": self.buckets,
             "max_banner_bytes": self.limits.max_banner_bytes,
             "exclude_file": os.path.basename(self.exclude) if self.exclude else None,
-            "exclude_sha256": _sha256(self.exclude) if self.exclude else None,
+            "exclude_sha256": file_sha256(self.exclude) if self.exclude else None,
             "optout": _optout_summary(self.exclude),
             "responder_thresholds": dataclasses.asdict(self.responders),
             "k": self.k,
             "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
         }
         return info
-
-
-def _sha256(path: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-    h = hashlib.sha256()
-    with FileSystems.open(path) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _optout_summary(path: str | None) -> dict | None:

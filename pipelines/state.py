@@ -45,8 +45,13 @@ def code_fingerprint() -> str:
 
 
 def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes as stored (never decompressed), on any file
+    system Beam knows. The one checksum used for inputs, opt-out lists and
+    the manifest, so "changed since published" compares like with like."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
