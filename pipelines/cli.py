@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 
-from pipelines import cli_ops
 from pipelines.cli_ops import EXIT_BUSY, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401
 
 EPILOG = """\

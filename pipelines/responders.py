@@ -67,7 +67,7 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
     keys = pa.table({
         "net_hi": net_hi, "net_lo": net_lo,
         "port": clean.column("port"), "transport": clean.column("transport"),
-        "sig": sig, "row": np.arange(n), "open": is_open,
+        "sig": sig, "row": np.arange(n),
         "fp": (clean.column("key_fingerprint_sha256") if "key_fingerprint_sha256" in clean.column_names
                else pa.nulls(n, pa.string())),
     }).filter(pa.array(is_open))

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipelines.schema import CLEAN_SCHEMA
+from pipelines.week import week_path
 
 TOP_SSH = 10
 MAX_PORTS = 16
@@ -18,7 +19,6 @@ def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
 
     The files carry week and port themselves; the hive folder names are only
     for pruning, so they are read with the same types as the columns."""
-    from pipelines.week import week_path
     if week:
         root = os.path.join(week_path(out, week), "clean")
         return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
@@ -42,7 +42,6 @@ def format_summary(manifest: dict, out: str) -> str:
         if f["damaged"]:
             kinds = ", ".join(sorted({d["kind"] for d in f["damage"]}))
             lines.append(f"  damaged: {f['file']} ({kinds}); {f['accepted'] + f['merged']:,} records kept")
-    from pipelines.week import week_path
     clean_dir = os.path.join(week_path(out, week), "clean")
     if os.path.isdir(clean_dir):
         table = clean_dataset(out, week).to_table(columns=["port", "transport", "status", "banners"])
