@@ -55,6 +55,14 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                    help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
     p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
                    help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
+    p.add_argument("--merge-rows", type=int, default=c.DEFAULT_MERGE_ROWS,
+                   help="most records the dedup merge holds at once; a bigger bucket is merged in "
+                        f"several passes, which bounds memory (default: {c.DEFAULT_MERGE_ROWS:,})")
+    p.add_argument("--shuffle", choices=c.SHUFFLE_MODES, default="files",
+                   help="files: dedup rows go through Arrow files beside the run's staging folder and "
+                        "only their names through the runner (flat memory; workers must share --out); "
+                        "beam: the rows go through the runner's own shuffle (e.g. Dataflow's shuffle "
+                        "service) (default: files)")
     th = ResponderThresholds
     p.add_argument("--responder-min-hosts", type=int, default=th.min_hosts,
                    help="addresses of one /24 or /48 with identical answers on a port before they count "
@@ -180,6 +188,8 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         exclude=args.exclude,
         buckets=getattr(args, "buckets", c.DEFAULT_BUCKETS),
         batch_rows=getattr(args, "batch_rows", c.DEFAULT_BATCH_ROWS),
+        merge_rows=getattr(args, "merge_rows", c.DEFAULT_MERGE_ROWS),
+        shuffle=getattr(args, "shuffle", "files"),
         k=getattr(args, "k", 10),
         responders=ResponderThresholds(
             getattr(args, "responder_min_hosts", ResponderThresholds.min_hosts),

@@ -20,6 +20,15 @@ DEFAULT_RAW = "data/raw"
 DEFAULT_OUT = "data/out"
 DEFAULT_BUCKETS = 16
 DEFAULT_BATCH_ROWS = 100_000
+# The merge holds at most about this many records at once: a bigger bucket is
+# merged in several passes (pipelines/spill.py). ~1 KB of working memory per
+# record, measured in docs/BENCHMARKS.md.
+DEFAULT_MERGE_ROWS = 1_000_000
+# How the dedup shuffle moves rows: "files" (Arrow IPC under the run's staging
+# folder; only names cross the GroupByKey, so memory stays flat on one
+# machine) or "beam" (the packed rows themselves through the runner's
+# shuffle, for runners with a managed shuffle service such as Dataflow's).
+SHUFFLE_MODES = ("files", "beam")
 PIPELINE_VERSION = "0.1.0"
 # Ports that get their own clean-data partition (the weekly plan's ports, see
 # scanners/scanplan.toml). Observations on any other port (a sweep of 1-1024,
@@ -40,6 +49,8 @@ class RunConfig:
     exclude: str | None = None
     buckets: int = DEFAULT_BUCKETS
     batch_rows: int = DEFAULT_BATCH_ROWS
+    merge_rows: int = DEFAULT_MERGE_ROWS
+    shuffle: str = "files"
     limits: Limits = Limits()
     responders: ResponderThresholds = ResponderThresholds()
     country_db: str | None = DEFAULT_COUNTRY_DB
@@ -59,6 +70,10 @@ class RunConfig:
             raise ConfigError(f"--buckets must be 1..4096, not {self.buckets}")
         if not 1_000 <= self.batch_rows <= 5_000_000:
             raise ConfigError(f"--batch-rows must be 1000..5000000, not {self.batch_rows}")
+        if self.merge_rows < 1_000:
+            raise ConfigError(f"--merge-rows must be at least 1000, not {self.merge_rows}")
+        if self.shuffle not in SHUFFLE_MODES:
+            raise ConfigError(f"--shuffle must be one of {', '.join(SHUFFLE_MODES)}, not {self.shuffle!r}")
         if self.exclude and not os.path.isfile(self.exclude) and "://" not in self.exclude:
             raise ConfigError(f"--exclude {self.exclude}: no such file")
         if self.exclude:

@@ -212,11 +212,13 @@ _SHUFFLE_DICT = ("transport", "status", "reason", "service", "tool", "tool_versi
                  "key_algorithm")
 
 
-def pack(work: pa.RecordBatch) -> pa.RecordBatch:
+def pack(work: pa.RecordBatch, keep: tuple[str, ...] = ()) -> pa.RecordBatch:
+    """The shuffle form of ``work``; ``keep`` names dropped columns to keep
+    (the file shuffle keeps ``bucket_key`` to split big buckets into passes)."""
     cols, names = [], []
     for name in work.schema.names:
         col = work.column(name)
-        if name in _SHUFFLE_DROP or (len(col) and col.null_count == len(col)):
+        if (name in _SHUFFLE_DROP and name not in keep) or (len(col) and col.null_count == len(col)):
             continue
         cols.append(col.dictionary_encode() if name in _SHUFFLE_DICT else col)
         names.append(name)

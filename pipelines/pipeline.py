@@ -26,15 +26,18 @@ from pipelines.transforms.read import RECORDS, REPORTS, ReadScanFiles
 from pipelines.transforms.write import WriteClean, WriteManifest, WriteQuarantine
 
 
-def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
-    """Add the week's stages to ``p``; outputs land under ``staging``."""
+def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | None = None) -> None:
+    """Add the week's stages to ``p``; outputs land under ``staging``. With
+    ``shuffle_dir`` (``cfg.shuffle == "files"``) the dedup rows go through
+    files there (pipelines/spill.py); the caller removes it afterwards."""
     files = discover(cfg.raw, cfg.week)
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at))
-    norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude)
-    dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week)
+    spill = shuffle_dir if cfg.shuffle == "files" else None
+    norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude, spill)
+    dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows)
     enriched = (dedup[CLEAN]
                 | "FlagResponders" >> FlagResponders(cfg.responders)
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
@@ -54,8 +57,9 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str) -> None:
          | "WriteManifest" >> WriteManifest(staging, cfg.week, cfg.run_info()))
 
 
-def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str]) -> None:
+def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
+                 shuffle_dir: str | None = None) -> None:
     """Build and run the pipeline to completion (raises on failure)."""
     options = PipelineOptions(beam_args)
     with beam.Pipeline(options=options) as p:
-        build(p, cfg, staging)
+        build(p, cfg, staging, shuffle_dir)

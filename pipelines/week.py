@@ -5,6 +5,7 @@ Output layout: one folder per week, replaced as a whole::
 
     OUT/week=<W>/manifest.json                   counts that prove the sum
     OUT/week=<W>/clean/port=<P>/part-<B>.parquet one row per observation
+                                                 (part-<B>-<pass> for a bucket merged in passes)
     OUT/week=<W>/quarantine/<source>.parquet     one row per refused record
 
 Nothing under ``week=<W>`` is touched until the pipeline has finished and its
@@ -45,8 +46,10 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
     live = week_path(cfg.out, cfg.week)
     recover(live)
     staging = staging_dir(cfg.out, cfg.week)
+    # Beside staging, not inside it: the staged folder is what gets published.
+    shuffle = staging + ".shuffle"
     try:
-        run_pipeline(cfg, staging, beam_args)
+        run_pipeline(cfg, staging, beam_args, shuffle)
         manifest_path = os.path.join(staging, "manifest.json")
         if not os.path.exists(manifest_path):
             raise RunError("the pipeline finished without writing its manifest")
@@ -58,6 +61,7 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(shuffle, ignore_errors=True)
         _remove_if_empty(os.path.dirname(staging))
 
 

@@ -1,9 +1,11 @@
 """Normalize and Deduplicate: RAW batches -> one clean row per observation.
 
-Dedup is hash-partitioned: every valid row gets a uint64 key of
-(ip, port, transport) and is routed to one of ``buckets`` buckets, so only
+Dedup is hash-partitioned: every valid row gets a uint64 key of its network
+(/24 or /48) and is routed to one of ``buckets`` buckets, so only
 (batches x buckets) elements cross the shuffle -- never one element per
-record -- and each bucket is merged by a pure vectorized function.
+record -- and each bucket is merged by a pure vectorized function. By default
+the rows themselves go through files and only references cross the shuffle
+(pipelines/spill.py); a bucket above ``max_rows`` is merged in passes.
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import numpy as np
 import pyarrow as pa
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipelines.merge import merge_bucket
 from pipelines.normalize import Limits, normalize_batch, pack, unpack
+from pipelines.spill import Part, in_pass, passes_for, read_part, spill_name, write_parts
 from pipelines.transforms.common import split_by_kind
 
 WORK = "work"
@@ -24,10 +28,12 @@ CLEAN = "clean"
 
 
 class _NormalizeFn(beam.DoFn):
-    def __init__(self, buckets: int, limits: Limits, optout_path: str | None):
+    def __init__(self, buckets: int, limits: Limits, optout_path: str | None,
+                 shuffle_dir: str | None):
         self.buckets = buckets
         self.limits = limits
         self.optout_path = optout_path
+        self.shuffle_dir = shuffle_dir
         self.optout = None
         self.quarantined = Metrics.counter("portcensus", "records_quarantined")
         self.excluded = Metrics.counter("portcensus", "records_excluded")
@@ -52,6 +58,12 @@ class _NormalizeFn(beam.DoFn):
         bucket = (work.column("bucket_key").to_numpy() % np.uint64(self.buckets)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         sorted_b = bucket[order]
+        if self.shuffle_dir is not None:
+            packed = pack(work.take(pa.array(order)), keep=("bucket_key",))
+            path = FileSystems.join(self.shuffle_dir, spill_name(batch))
+            for b, part in write_parts(path, packed, sorted_b):
+                yield WORK, (b, part)
+            return
         bounds = np.flatnonzero(np.diff(sorted_b)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(sorted_b)]])
@@ -63,12 +75,16 @@ class _NormalizeFn(beam.DoFn):
 
 
 class Normalize(beam.PTransform):
-    """PCollection[RAW batch] -> {work: (bucket, WORK batch), quarantine: batch,
-    counts: {"files": {name: {"excluded": n}}}}."""
+    """PCollection[RAW batch] -> {work: (bucket, packed WORK batch or spill
+    Part), quarantine: batch, counts: {"files": {name: {"excluded": n}}}}.
 
-    def __init__(self, buckets: int, limits: Limits, optout_path: str | None):
+    With ``shuffle_dir`` the rows go to files there (pipelines/spill.py) and
+    only references cross the shuffle; without it the packed rows do."""
+
+    def __init__(self, buckets: int, limits: Limits, optout_path: str | None,
+                 shuffle_dir: str | None = None):
         super().__init__()
-        self.fn = _NormalizeFn(buckets, limits, optout_path)
+        self.fn = _NormalizeFn(buckets, limits, optout_path, shuffle_dir)
 
     def expand(self, batches):
         tagged = batches | "Validate" >> beam.ParDo(self.fn)
@@ -76,20 +92,30 @@ class Normalize(beam.PTransform):
 
 
 class _MergeFn(beam.DoFn):
-    def __init__(self, week: str):
-        self.week = week
+    def __init__(self, week: str, buckets: int, max_rows: int):
+        self.week, self.buckets, self.max_rows = week, buckets, max_rows
         self.observations = Metrics.counter("portcensus", "observations")
 
     def process(self, element):
-        bucket, batches = element
-        batches = [unpack(b) for b in batches if b.num_rows]
-        if not batches:
-            return
-        work = pa.Table.from_batches(batches)
-        res = merge_bucket(work, self.week)
-        self.observations.inc(res.clean.num_rows)
-        yield CLEAN, (bucket, res.clean)
-        yield COUNTS, {"files": _files_counts(res.accepted, res.merged)}
+        bucket, items = element
+        items = list(items)
+        parts = [i for i in items if isinstance(i, Part)]
+        inline = [i for i in items if not isinstance(i, Part) and i.num_rows]
+        passes = passes_for(sum(p.rows for p in parts), self.max_rows) if parts else 1
+        for which in range(passes):
+            batches = [unpack(b) for b in inline]
+            for part in parts:
+                rows = in_pass(read_part(part), self.buckets, passes, which)
+                if rows.num_rows:
+                    batches.append(unpack(rows))
+            if not batches:
+                continue
+            res = merge_bucket(pa.Table.from_batches(batches), self.week)
+            self.observations.inc(res.clean.num_rows)
+            # The part name keys the clean files: one per bucket, or per pass
+            # when a big bucket was merged in several.
+            yield CLEAN, (f"{bucket:04d}" if passes == 1 else f"{bucket:04d}-{which:02d}", res.clean)
+            yield COUNTS, {"files": _files_counts(res.accepted, res.merged)}
 
 
 def _files_counts(accepted: dict, merged: dict) -> dict:
@@ -108,14 +134,14 @@ class Deduplicate(beam.PTransform):
     Deterministic: the merge is a total order on record content, so any file
     order or shard split gives the same clean rows."""
 
-    def __init__(self, week: str):
+    def __init__(self, week: str, buckets: int, max_rows: int):
         super().__init__()
-        self.week = week
+        self.week, self.buckets, self.max_rows = week, buckets, max_rows
 
     def expand(self, keyed):
         tagged = (keyed
                   | "GroupByBucket" >> beam.GroupByKey()
-                  | "Merge" >> beam.ParDo(_MergeFn(self.week)))
+                  | "Merge" >> beam.ParDo(_MergeFn(self.week, self.buckets, self.max_rows)))
         return split_by_kind(tagged, (CLEAN, COUNTS), "Split")
 
 

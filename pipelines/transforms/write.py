@@ -4,7 +4,7 @@ All writes go through Beam's FileSystems under one root: the week's staging
 folder, which becomes ``OUT/week=W/`` when the run succeeded::
 
     manifest.json
-    clean/port=<P>/part-<bucket>.parquet      (port=other: ports outside the plan)
+    clean/port=<P>/part-<bucket>[-<pass>].parquet   (port=other: ports outside the plan)
     quarantine/<source file>-<hash>.parquet
  File names
 are derived from content keys (week, port, bucket, source file), never from
@@ -39,8 +39,10 @@ def write_parquet(table: pa.Table, path: str) -> None:
         pq.write_table(table, handle, **PARQUET_OPTS)
 
 
-def clean_path(root: str, port: int | str, bucket: int) -> str:
-    return FileSystems.join(root, "clean", f"port={port}", f"part-{bucket:04d}.parquet")
+def clean_path(root: str, port: int | str, part: str) -> str:
+    """``part``: the bucket as four digits, plus ``-PP`` when a big bucket
+    was merged in passes (pipelines/spill.py)."""
+    return FileSystems.join(root, "clean", f"port={port}", f"part-{part}.parquet")
 
 
 class _WriteCleanFn(beam.DoFn):

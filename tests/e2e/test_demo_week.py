@@ -148,3 +148,29 @@ def test_no_host_name_address_or_email_survives_in_the_public_banners(demo_run):
              if h.lower() in text]
     assert not leaks, leaks[:5]
     assert truth["scanner_ip"] not in text
+
+
+def test_shuffle_modes_and_merge_passes_publish_the_same_week(demo_raw, demo_run, tmp_path):
+    """The file shuffle (default), the runner's own shuffle, and buckets merged
+    in several passes: the same rows, aggregates and accounting."""
+    raw, _ = demo_raw
+    out_a, m_a, _ = demo_run
+    out_b, out_c = tmp_path / "beam", tmp_path / "passes"
+    m_b = process_week(RunConfig(week=DEMO_WEEK, raw=str(raw), out=str(out_b), shuffle="beam").validate(),
+                       ["--runner=FnApiRunner"])
+    m_c = process_week(RunConfig(week=DEMO_WEEK, raw=str(raw), out=str(out_c), buckets=2,
+                                 merge_rows=1000).validate(), ["--runner=FnApiRunner"])
+    parts = os.listdir(os.path.join(out_c, f"week={DEMO_WEEK}", "clean", "port=22"))
+    assert any(p.startswith("part-0000-") for p in parts), parts   # really merged in passes
+    order = [("ip", "ascending"), ("port", "ascending"), ("transport", "ascending")]
+    a = table(out_a).sort_by(order)
+    assert a.equals(table(out_b).sort_by(order)) and a.equals(table(out_c).sort_by(order))
+    assert m_a == m_b
+    assert m_a["totals"] == m_c["totals"] and m_a["files"] == m_c["files"]
+    for name in ("aggregates.json", "aggregates.csv", "host_keys.json"):
+        got = [open(os.path.join(o, f"week={DEMO_WEEK}", "aggregates", name), "rb").read()
+               for o in (out_a, out_b, out_c)]
+        assert got[0] == got[1] == got[2], name
+    # the shuffle files are scratch: nothing of them is left once the week is published
+    for o in (out_a, out_b, out_c):
+        assert not os.path.exists(os.path.join(o, ".staging")), os.listdir(os.path.join(o, ".staging"))

@@ -231,7 +231,7 @@ def test_every_stage_feeds_the_transform_dask_computes(demo_raw, tmp_path):
     from pipelines.pipeline import build
     cfg = RunConfig(week=WEEK, raw=demo_raw, out=str(tmp_path / "out"))
     p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-    build(p, cfg, str(tmp_path / "staging"))
+    build(p, cfg, str(tmp_path / "staging"), str(tmp_path / "shuffle"))
     assert never_computed_on_dask(p) == []
 
 

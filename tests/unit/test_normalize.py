@@ -70,7 +70,7 @@ def test_bucket_elements_carry_only_their_own_rows_through_the_shuffle():
                  status="open", timestamp=T, service="http.server", banner=b"nginx/1.2.%d" % (i % 7))
             for i in range(40_000)]
     batch = raw_batch(rows)
-    fn = _NormalizeFn(buckets=16, limits=Limits(), optout_path=None)
+    fn = _NormalizeFn(buckets=16, limits=Limits(), optout_path=None, shuffle_dir=None)  # --shuffle beam
     elements = [payload for kind, payload in fn.process(batch) if kind == WORK]
     assert len(elements) == 16 and sum(b.num_rows for _, b in elements) == len(rows)
     shipped = sum(len(pickle.dumps(b)) for _, b in elements)

@@ -1,0 +1,85 @@
+"""The dedup shuffle through files: bucket parts written as Arrow IPC, only
+their names cross the GroupByKey.
+
+Why: an in-process runner (FnApiRunner) holds a GroupByKey's whole input in
+memory, so shuffling the packed rows themselves made peak memory grow with
+the week (~0.45 GB per million records). Here the normalize step writes each
+validated batch once, sorted by bucket, as one IPC file with one record batch
+per bucket, and emits ``(bucket, Part)`` references; the merge opens the parts
+of its bucket (memory-mapped on local disk). This is the pattern of Beam's
+own file sinks (write temporary files, shuffle their names) and works on any
+runner whose workers share the folder (``--out`` must be shared on a cluster
+anyway, see docs/SCALING.md).
+
+A bucket bigger than ``max_rows`` is merged in several passes, each over a
+slice of its networks (``bucket_key // buckets % passes``), so the merge holds
+at most about ``max_rows`` records whatever the week's size. A network never
+straddles two passes, so responder groups stay bucket-local.
+
+File names come from the batch's content (source file, first and last
+offset, rows), so a retried bundle rewrites the same file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One bucket's rows of one spilled batch: record batch ``index`` of ``path``."""
+    path: str
+    index: int
+    rows: int
+
+
+def spill_name(raw: pa.RecordBatch) -> str:
+    """A file name that is the same for the same batch on every attempt."""
+    files, offsets = raw.column("source_file"), raw.column("source_offset")
+    last = raw.num_rows - 1
+    key = f"{files[0]}|{offsets[0]}|{files[last]}|{offsets[last]}|{raw.num_rows}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24] + ".arrow"
+
+
+def write_parts(path: str, packed: pa.RecordBatch, buckets: np.ndarray) -> list[tuple[int, Part]]:
+    """``packed`` sorted by ``buckets`` (same length) -> one IPC file with a
+    record batch per bucket; returns ``[(bucket, Part)]``."""
+    bounds = np.flatnonzero(np.diff(buckets)) + 1
+    starts = np.concatenate([[0], bounds]).astype(int)
+    ends = np.concatenate([bounds, [len(buckets)]]).astype(int)
+    parts = []
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        # The IPC writer writes only the rows of a slice, so slicing is free here.
+        with pa.ipc.new_file(handle, packed.schema) as writer:
+            for i, (s, e) in enumerate(zip(starts, ends)):
+                writer.write_batch(packed.slice(s, e - s))
+                parts.append((int(buckets[s]), Part(path, i, int(e - s))))
+    return parts
+
+
+def read_part(part: Part) -> pa.RecordBatch:
+    if "://" not in part.path:
+        # Local disk: memory-mapped, so the rows are paged in, not copied.
+        return pa.ipc.open_file(pa.memory_map(part.path)).get_batch(part.index)
+    with FileSystems.open(part.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return pa.ipc.open_file(pa.PythonFile(handle, mode="r")).get_batch(part.index)
+
+
+def passes_for(rows: int, max_rows: int) -> int:
+    return max(1, math.ceil(rows / max_rows))
+
+
+def in_pass(batch: pa.RecordBatch, buckets: int, passes: int, which: int) -> pa.RecordBatch:
+    """The rows of ``batch`` whose network falls in pass ``which`` of ``passes``."""
+    if passes == 1:
+        return batch
+    keys = batch.column("bucket_key").to_numpy()
+    mask = (keys // np.uint64(buckets)) % np.uint64(passes) == np.uint64(which)
+    return batch.filter(pa.array(mask))
