@@ -58,11 +58,11 @@ test-net: $(STAMP)  ## real masscan/zmap against real daemons in network namespa
 bench: $(STAMP)  ## benchmark the pipeline against DuckDB and sort|uniq (BENCH_N records)
 	$(BIN)/python -m pipelines.bench --records $(BENCH_N)
 
-bench-scale: $(STAMP)  ## the scale figures: 5M and 20M records in-process, and the 5M run on a loopback Dask cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --buckets 64 --no-parts --skip-baselines
-	$(BIN)/python -m pipelines.bench --records 20000000 --buckets 128 --no-parts --skip-baselines
+bench-scale: $(STAMP)  ## the scale figures: 5M and 20M records in-process (same settings: memory must stay flat), and 5M on a loopback Dask cluster
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines
+	$(BIN)/python -m pipelines.bench --records 20000000 --no-parts --skip-baselines
 	$(MAKE) cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --buckets 64 --no-parts --skip-baselines -- \
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines -- \
 	  --runner DaskRunner --dask_client_address tcp://127.0.0.1:$(DASK_PORT); rc=$$?; $(MAKE) cluster-stop; exit $$rc
 
 bench-gcd: $(STAMP)  ## batch GCD over 100k and 1M distinct 1024-bit RSA moduli (slow: making 1M moduli takes an hour once)

@@ -1,6 +1,6 @@
 """Weekly aggregates: how many hosts answered on each port, and what they said.
 
-Pure Arrow, no Beam and no files: the Beam stage
+Pure Arrow (and numpy), no Beam and no files: the Beam stage
 (``pipelines/transforms/aggregate.py``) and the site renderer
 (``pipelines/report/``) both call these functions.
 
@@ -28,6 +28,7 @@ import io
 import json
 from typing import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -63,31 +64,103 @@ def empty() -> pa.Table:
     return AGG_SCHEMA.empty_table()
 
 
-def _nonempty(arr: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Null where the string is null or empty: an empty answer names no value."""
-    return pc.if_else(pc.equal(pc.fill_null(arr, ""), ""), pa.scalar(None, pa.string()), arr)
+# -- partial aggregates ---------------------------------------------------------
+# Every value is turned into a small integer once (a hash pass per column, and
+# the derived texts such as "AS7018 AT&T" are built once per distinct pair, not
+# once per row); counting is then integer work in numpy. Each dictionary is kept
+# in Arrow's ascending sort order, so the integers also sort as the texts do and
+# the output order (SORT) needs no string comparisons.
+
+def _array(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous array; zero-copy for the usual single-chunk column."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    return values
 
 
-def _dimension_values(t: pa.Table) -> list[tuple[str, pa.ChunkedArray]]:
-    """(dimension, value per row; null = the row has no value for it)."""
+def _numpy_indices(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as numpy integers, -1 where null."""
+    return (indices if indices.null_count == 0 else pc.fill_null(indices, -1)).to_numpy()
+
+
+def _distinct(values: pa.Array | pa.ChunkedArray, of: np.ndarray | None = None,
+              keep_null: bool = False) -> tuple[np.ndarray, pa.Array]:
+    """(per row: index of its value in ``dictionary``, -1 for none; ``dictionary``:
+    the distinct values, sorted as ``sort_by`` sorts). A row's value is
+    ``values[i]``, or ``values[of[i]]`` when ``of`` is given (-1: none). Null and
+    "" name no value; with ``keep_null`` (the port and transport keys) null is a
+    value, sorted last, and "" is kept."""
+    enc = pc.dictionary_encode(_array(values), null_encoding="encode" if keep_null else "mask")
+    entries = enc.dictionary
+    kept = np.arange(len(entries))
+    if not keep_null and entries.type in (pa.string(), pa.large_string()):
+        kept = np.flatnonzero(pc.not_equal(entries, "").to_numpy(zero_copy_only=False))
+    order = kept[pc.sort_indices(entries.take(kept)).to_numpy()]
+    # entry -> its position in the sorted dictionary (-1: a dropped "");
+    # the extra last slot maps "no value" (index -1) to -1.
+    position = np.full(len(entries) + 1, -1, np.int64)
+    position[order] = np.arange(len(order))
+    codes = position[_numpy_indices(enc.indices)]
+    if of is not None:
+        codes = np.append(codes, -1)[of]
+    return codes, entries.take(order)
+
+
+def _factorize(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys ascending, per key its index among them) for int keys in
+    [0, space). A dense bitmap when the space is small (the usual case: a
+    bucket has few ports and values), a sort otherwise."""
+    if space <= 4 * len(keys) + 65536:
+        seen = np.zeros(space, bool)
+        seen[keys] = True
+        return np.flatnonzero(seen), (np.cumsum(seen) - 1)[keys]
+    return np.unique(keys, return_inverse=True)
+
+
+def _pairs(a: np.ndarray, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (a, b) of the rows where a >= 0: (their a, their b, per row the
+    pair's index or -1); b in [0, b_size)."""
+    has = a >= 0
+    uniq, index = _factorize(a[has] * b_size + b[has], (int(a.max()) + 1) * b_size)
+    codes = np.full(len(a), -1, np.int64)
+    codes[has] = index
+    return uniq // b_size, uniq % b_size, codes
+
+
+def _dimension_codes(t: pa.Table) -> list[tuple[str, np.ndarray, pa.Array]]:
+    """(dimension, per row its value as an index into the dimension's sorted
+    dictionary or -1 for none, dictionary); an empty string names no value."""
     n = t.num_rows
-    product, version = _nonempty(t.column("product")), _nonempty(t.column("version"))
-    asn = t.column("asn").cast(pa.string())
-    org = _nonempty(t.column("as_org"))
-    asn_text = pc.binary_join_element_wise("AS", asn, "")
-    asn_text = pc.if_else(pc.is_valid(org), pc.binary_join_element_wise(asn_text, org, " "), asn_text)
-    flagged = pc.fill_null(t.column("many_ports"), False)
+    product, product_dict = _distinct(t.column("product"))
+    version, version_dict = _distinct(t.column("version"))
+    # "product version"; null propagates: a version without its product is not a value.
+    p, v, pair = _pairs(np.where(version >= 0, product, -1), version, len(version_dict))
+    version_text = pc.binary_join_element_wise(product_dict.take(p), version_dict.take(v), " ")
+
+    # "AS<number>", plus " <organisation>" where known; no number, no value.
+    asn, asn_dict = _distinct(t.column("asn"))
+    org, org_dict = _distinct(t.column("as_org"))
+    a, o, as_pair = _pairs(asn, org + 1, len(org_dict) + 1)
+    as_text = pc.binary_join_element_wise("AS", asn_dict.take(a).cast(pa.string()), "")
+    as_org = org_dict.take(pa.array(o - 1, mask=o == 0))
+    as_text = pc.if_else(pc.is_valid(as_org), pc.binary_join_element_wise(as_text, as_org, " "), as_text)
+
+    # The release, else the family (the same text from either is one value).
+    release, release_dict = _distinct(t.column("os_release"))
+    family, family_dict = _distinct(t.column("os_family"))
+    os_of = np.where(release >= 0, release, np.where(family >= 0, family + len(release_dict), -1))
+
+    flagged = pc.fill_null(t.column("many_ports"), False).to_numpy(zero_copy_only=False)
     return [
-        ("total", pa.chunked_array([pa.array(["open"] * n, pa.string())])),
-        ("banner", _nonempty(t.column("banner_public"))),
-        ("product", product),
-        # Null propagates: a version without its product is not a value.
-        ("version", pc.binary_join_element_wise(product, version, " ")),
-        ("os", pc.coalesce(_nonempty(t.column("os_release")), _nonempty(t.column("os_family")))),
-        ("device_type", _nonempty(t.column("device_type"))),
-        ("country", _nonempty(t.column("country"))),
-        ("asn", asn_text),
-        ("many_ports", pc.if_else(flagged, "flagged", pa.scalar(None, pa.string()))),
+        ("total", np.zeros(n, np.int64), pa.array(["open"], pa.string())),
+        ("banner", *_distinct(t.column("banner_public"))),
+        ("product", product, product_dict),
+        ("version", *_distinct(version_text, pair)),
+        ("os", *_distinct(pa.concat_arrays([release_dict, family_dict]), os_of)),
+        ("device_type", *_distinct(t.column("device_type"))),
+        ("country", *_distinct(t.column("country"))),
+        ("asn", *_distinct(as_text, as_pair)),
+        ("many_ports", np.where(flagged, 0, -1), pa.array(["flagged"], pa.string())),
     ]
 
 
@@ -96,38 +169,60 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
     missing = [c for c in NEEDED if c not in table.column_names]
     if missing:
         raise AggregateError(f"clean table lacks column(s): {', '.join(missing)}")
-    t = table.filter(pc.fill_null(pc.equal(table.column("status"), "open"), False))
+    t = table.select(list(NEEDED))
+    is_open = pc.fill_null(pc.equal(t.column("status"), "open"), False)
+    if not pc.all(is_open).as_py():
+        t = t.filter(is_open)
     if t.num_rows == 0:
         return empty()
-    group = t.column("responder_group")
-    parts = []
-    for dim, values in _dimension_values(t):
-        part = pa.table({
-            "port": t.column("port").cast(pa.uint16()),
-            "transport": t.column("transport"),
-            "dimension": pa.array([dim] * t.num_rows, pa.string()),
-            "value": values,
-            "group": group,
-        })
-        parts.append(part.filter(pc.is_valid(part.column("value"))))
-    long = pa.concat_tables(parts)
-    long = long.append_column("ungrouped", pc.is_null(long.column("group")).cast(pa.int64()))
-    g = long.group_by(["port", "transport", "dimension", "value"], use_threads=False).aggregate([
-        ("ungrouped", "count", pc.CountOptions(mode="all")),
-        ("ungrouped", "sum"),
-        ("group", "count_distinct", pc.CountOptions(mode="only_valid")),
-    ])
-    adjusted = pc.add(g.column("ungrouped_sum"), g.column("group_count_distinct").cast(pa.int64()))
+    port, ports = _distinct(t.column("port").cast(pa.uint16()), keep_null=True)
+    transport, transports = _distinct(t.column("transport"), keep_null=True)
+    # (port, transport) as one integer that sorts as the pair does
+    port_transport = port * len(transports) + transport
+    group = _numpy_indices(pc.dictionary_encode(_array(t.column("responder_group"))).indices)
+
+    # One key per (row, dimension with a value): port_transport * width +
+    # value id, the value ids of all dimensions side by side in dimension-name
+    # order, so that the keys sort as (port, transport, dimension, value).
+    dims = sorted(_dimension_codes(t), key=lambda d: d[0])
+    sizes = [len(d) for _, _, d in dims]
+    width = sum(sizes)
+    any_group = bool((group >= 0).any())
+    base = port_transport * width
+    keys, groups = [], []
+    for (_, codes, _), offset in zip(dims, np.cumsum([0] + sizes[:-1])):
+        has = codes >= 0
+        keys.append(base[has] + (codes[has] + offset))
+        if any_group:
+            groups.append(group[has])
+    uniq, key_of = _factorize(np.concatenate(keys), len(ports) * len(transports) * width)
+
+    m = len(uniq)
+    raw = np.bincount(key_of, minlength=m)
+    # adjusted = rows outside any group + distinct groups with the value
+    adjusted = raw
+    if any_group:
+        group = np.concatenate(groups)
+        grouped = group >= 0
+        n_groups = int(group.max()) + 1
+        pairs, _ = _factorize(key_of[grouped] * n_groups + group[grouped], m * n_groups)
+        adjusted = raw - np.bincount(key_of[grouped], minlength=m) \
+            + np.bincount(pairs // n_groups, minlength=m)
+
+    at, value = np.divmod(uniq, width)
+    dim = np.repeat(np.arange(len(dims)), sizes)[value]
+    order = np.lexsort((value, -raw, dim, at))          # SORT, as integers
+    at, value, dim = at[order], value[order], dim[order]
     out = pa.table({
-        "week": pa.array([week] * g.num_rows, pa.string()),
-        "port": g.column("port"),
-        "transport": g.column("transport"),
-        "dimension": g.column("dimension"),
-        "value": g.column("value"),
-        "hosts_raw": g.column("ungrouped_count").cast(pa.int64()),
-        "hosts_adjusted": adjusted,
+        "week": pa.repeat(pa.scalar(week, pa.string()), m),
+        "port": ports.take(at // len(transports)),
+        "transport": transports.take(at % len(transports)),
+        "dimension": pa.array([d[0] for d in dims], pa.string()).take(dim),
+        "value": pa.concat_arrays([d.cast(pa.string()) for _, _, d in dims]).take(value),
+        "hosts_raw": raw[order],
+        "hosts_adjusted": adjusted[order],
     })
-    return sort(out.cast(AGG_SCHEMA))
+    return out.cast(AGG_SCHEMA)
 
 
 def combine(partials: Iterable[pa.Table]) -> pa.Table:

@@ -59,47 +59,90 @@ def annotate(clean: pa.Table, th: ResponderThresholds = ResponderThresholds()) -
     hi, lo = ip16_to_hilo(clean.column("ip16").combine_chunks())
 
     host_ports = _per_host_open_ports(hi, lo, is_open)
-    sig = _signatures(clean)
-    net_hi = np.where(clean.column("ip_version").to_numpy() == 4, hi,
-                      hi & np.uint64(0xFFFF_FFFF_FFFF_0000))
-    net_lo = np.where(clean.column("ip_version").to_numpy() == 4,
-                      lo & np.uint64(0xFFFF_FFFF_FFFF_FF00), np.uint64(0))
-    keys = pa.table({
-        "net_hi": net_hi, "net_lo": net_lo,
-        "port": clean.column("port"), "transport": clean.column("transport"),
-        "sig": sig, "row": np.arange(n),
-        "fp": (clean.column("key_fingerprint_sha256") if "key_fingerprint_sha256" in clean.column_names
-               else pa.nulls(n, pa.string())),
-    }).filter(pa.array(is_open))
-
-    groups = np.full(n, None, dtype=object)
-    if keys.num_rows:
-        per_net = keys.group_by(["net_hi", "net_lo", "port", "transport"], use_threads=False) \
-                      .aggregate([("row", "count")]).rename_columns(
-                          ["net_hi", "net_lo", "port", "transport", "net_hosts"])
-        signed = keys.filter(pc.is_valid(keys.column("sig")))
-        five = ["net_hi", "net_lo", "port", "transport", "sig"]
-        per_sig = signed.group_by(five, use_threads=False).aggregate(
-            [("row", "count"), ("fp", "count_distinct", pc.CountOptions(mode="only_valid"))])
-        per_sig = per_sig.join(per_net, ["net_hi", "net_lo", "port", "transport"])
-        share = pc.divide(per_sig.column("row_count").cast(pa.float64()),
-                          per_sig.column("net_hosts").cast(pa.float64()))
-        # One box has one host key: members that sent two different keys are
-        # different machines, whatever their banners say. (A member without a
-        # key, e.g. seen by masscan only, cannot contradict the others.)
-        hit = pc.and_(pc.and_(pc.greater_equal(per_sig.column("row_count"), th.min_hosts),
-                              pc.greater_equal(share, th.min_share)),
-                      pc.less_equal(per_sig.column("fp_count_distinct"), 1))
-        hits = per_sig.filter(hit).select(five)
-        if hits.num_rows:
-            gids = [_group_id(*g) for g in zip(*(hits.column(c).to_pylist() for c in five))]
-            hits = hits.append_column("gid", pa.array(gids, pa.string()))
-            members = signed.join(hits, five, join_type="inner")
-            groups[members.column("row").to_numpy()] = members.column("gid").to_numpy(zero_copy_only=False)
-
-    return (clean.append_column("responder_group", pa.array(groups, pa.string()))
+    return (clean.append_column("responder_group", _responder_groups(clean, hi, lo, is_open, th))
                  .append_column("host_open_ports", pa.array(host_ports, pa.int16()))
                  .append_column("many_ports", pa.array(host_ports >= th.many_ports)))
+
+
+def _responder_groups(clean: pa.Table, hi: np.ndarray, lo: np.ndarray, is_open: np.ndarray,
+                      th: ResponderThresholds) -> pa.Array:
+    """Per row: the id of its suspected responder group, or null.
+
+    All keys become integer ids (numpy), so the per-network and per-signature
+    counts are bincounts over the same row ids: no Arrow join is needed to
+    bring a network's responder count to each of its signatures."""
+    n = clean.num_rows
+    v4 = clean.column("ip_version").to_numpy() == 4
+    net_hi = np.where(v4, hi, hi & np.uint64(0xFFFF_FFFF_FFFF_0000))
+    net_lo = np.where(v4, lo & np.uint64(0xFFFF_FFFF_FFFF_FF00), np.uint64(0))
+    port, transport = clean.column("port"), clean.column("transport")
+    # A null port or transport never matched a network (nulls do not join): such rows are in no group.
+    keyed = pc.and_(pc.is_valid(port), pc.is_valid(transport)).to_numpy(zero_copy_only=False)
+    port_code, transport_code = _codes(port), _codes(transport)
+    sig = _signatures(clean)
+    sig_code = _codes(sig)
+    fp_code = (_codes(clean.column("key_fingerprint_sha256"))
+               if "key_fingerprint_sha256" in clean.column_names else np.full(n, -1))
+
+    rows = np.flatnonzero(is_open & keyed)                # responders
+    # The network first (a cheap sort: merged buckets are sorted by address),
+    # then each further key packed with the ids so far into one integer.
+    net, _ = _ids(net_hi[rows], net_lo[rows])
+    net, _ = _ids(_pack(_pack(net, port_code[rows]), transport_code[rows]))
+    net_hosts = np.bincount(net)
+    signed = sig_code[rows] >= 0
+    rows, net = rows[signed], net[signed]
+    if not len(rows):
+        return pa.nulls(n, pa.string())
+    group, first = _ids(_pack(net, sig_code[rows]))       # (network, port, transport, signature)
+    members = np.bincount(group)
+    with_key = fp_code[rows] >= 0
+    _, pair_first = _ids(_pack(group[with_key], fp_code[rows][with_key]))
+    host_keys = np.bincount(group[with_key][pair_first], minlength=len(members))
+    share = members.astype(np.float64) / net_hosts[net[first]].astype(np.float64)
+    # One box has one host key: members that sent two different keys are
+    # different machines, whatever their banners say. (A member without a
+    # key, e.g. seen by masscan only, cannot contradict the others.)
+    hits = np.flatnonzero((members >= th.min_hosts) & (share >= th.min_share) & (host_keys <= 1))
+    if not len(hits):
+        return pa.nulls(n, pa.string())
+
+    rep = rows[first[hits]]                               # one member per group: its keys
+    gids = [_group_id(*g) for g in zip(net_hi[rep].tolist(), net_lo[rep].tolist(),
+                                       port.take(rep).to_pylist(), transport.take(rep).to_pylist(),
+                                       sig.take(rep).to_pylist())]
+    gid_of_group = np.full(len(members), -1)
+    gid_of_group[hits] = np.arange(len(hits))
+    gid_of_row = np.full(n, -1)
+    gid_of_row[rows] = gid_of_group[group]
+    return pa.array(gids, pa.string()).take(pa.array(gid_of_row, mask=gid_of_row < 0))
+
+
+def _codes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per row an integer standing for its value (equal values, equal codes); -1 for null."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    indices = pc.dictionary_encode(values).indices
+    return (indices if indices.null_count == 0 else pc.fill_null(indices, -1)).to_numpy()
+
+
+def _ids(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per row the id of its combination of column values, ids numbered in
+    sorted key order; per id the index of one row that has it)."""
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(len(order), bool)
+    new[:1] = True
+    for column in columns:
+        c = column[order]
+        new[1:] |= c[1:] != c[:-1]
+    ids = np.empty(len(order), np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids, order[new]
+
+
+def _pack(ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """One non-negative integer per (id, code) pair, ordered as the pairs are."""
+    return ids * (int(codes.max(initial=0)) + 1) + codes
 
 
 def _per_host_open_ports(hi: np.ndarray, lo: np.ndarray, is_open: np.ndarray) -> np.ndarray:
@@ -126,11 +169,12 @@ def _signatures(clean: pa.Table) -> pa.Array:
     entries = pc.binary_join_element_wise(flat_keys, flat_items, "\x1f")
     kept = np.concatenate([[0], np.cumsum(keep)])
     new_offsets = kept[offsets]
+    # No stable entry (or no map at all): a null list, so a null signature.
+    # (A kept entry is never "": it holds at least the separator.)
     lists = pa.ListArray.from_arrays(pa.array(new_offsets.astype(np.int32)),
-                                     entries.filter(pa.array(keep)))
-    joined = pc.binary_join(lists, "\x1e")
-    empty = pc.equal(pc.utf8_length(pc.fill_null(joined, "")), 0)
-    return pc.if_else(empty, pa.scalar(None, pa.string()), joined)
+                                     entries.filter(pa.array(keep)),
+                                     mask=pa.array(new_offsets[1:] == new_offsets[:-1]))
+    return pc.binary_join(lists, "\x1e")
 
 
 def _group_id(net_hi: int, net_lo: int, port: int, transport: str, sig: str) -> str:
