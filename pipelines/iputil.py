@@ -40,41 +40,74 @@ def parse_ips(arr: pa.Array) -> ParsedIPs:
     """Parse a string column of addresses as scanners write them."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     n = len(arr)
-    out = np.zeros((n, 16), dtype=np.uint8)
+    # ip16 as two big-endian 64-bit words: an IPv4 address is one integer store.
+    words = np.zeros((n, 2), dtype=">u8")
     version = np.zeros(n, dtype=np.int8)
-    text = np.full(n, None, dtype=object)
+    text = None
 
     is_v4 = pc.fill_null(pc.match_substring_regex(arr, _IPV4_RE), False)
-    v4_idx = np.flatnonzero(is_v4.to_numpy(zero_copy_only=False))
-    if len(v4_idx):
-        v4 = arr.take(pa.array(v4_idx))
-        octets = pc.list_flatten(pc.split_pattern(v4, ".")).cast(pa.uint8()).to_numpy()
-        out[v4_idx, 10:12] = 0xFF
-        out[v4_idx, 12:16] = octets.reshape(-1, 4)
-        version[v4_idx] = 4
+    v4_mask = is_v4.to_numpy(zero_copy_only=False)
+    all_v4 = n > 0 and bool(v4_mask.all())
+    if v4_mask.any():
+        addr = _dotted_quads(arr if all_v4 else arr.filter(is_v4))
+        words[v4_mask, 1] = addr | _U64(0xFFFF << 32)
+        version[v4_mask] = 4
 
-    # Everything else that has a colon: IPv6, parsed once per distinct value.
-    maybe_v6 = pc.and_(pc.invert(is_v4), pc.fill_null(pc.match_substring(arr, ":"), False))
-    v6_idx = np.flatnonzero(maybe_v6.to_numpy(zero_copy_only=False))
-    if len(v6_idx):
-        v6 = arr.take(pa.array(v6_idx)).dictionary_encode()
-        parsed = [_parse_v6(s) for s in v6.dictionary.to_pylist()]
-        codes = v6.indices.to_numpy()
-        for j, (packed, ver, canon) in enumerate(parsed):
-            if packed is None:
-                continue
-            rows = v6_idx[codes == j]
-            out[rows] = np.frombuffer(packed, dtype=np.uint8)
-            version[rows] = ver
-            text[rows] = canon
+    if not all_v4:
+        # Everything else that has a colon: IPv6, parsed once per distinct value.
+        out = words.view(np.uint8).reshape(n, 16)
+        maybe_v6 = pc.and_(pc.invert(is_v4), pc.fill_null(pc.match_substring(arr, ":"), False))
+        v6_idx = np.flatnonzero(maybe_v6.to_numpy(zero_copy_only=False))
+        if len(v6_idx):
+            text = np.full(n, None, dtype=object)
+            v6 = arr.take(pa.array(v6_idx)).dictionary_encode()
+            parsed = [_parse_v6(s) for s in v6.dictionary.to_pylist()]
+            codes = v6.indices.to_numpy()
+            for j, (packed, ver, canon) in enumerate(parsed):
+                if packed is None:
+                    continue
+                rows = v6_idx[codes == j]
+                out[rows] = np.frombuffer(packed, dtype=np.uint8)
+                version[rows] = ver
+                text[rows] = canon
 
     valid = version > 0
-    ip16 = pa.FixedSizeBinaryArray.from_buffers(IP16, n, [None, pa.py_buffer(out.tobytes())])
-    text_arr = pa.array(text, pa.string())
-    if len(v4_idx):
-        # Canonical IPv4 text is the input itself (the regex admits only canonical form).
-        text_arr = pc.if_else(is_v4, arr, text_arr)
+    ip16 = pa.FixedSizeBinaryArray.from_buffers(IP16, n, [None, pa.py_buffer(words.tobytes())])
+    # Canonical IPv4 text is the input itself (the regex admits only canonical form).
+    if all_v4:
+        text_arr = arr
+    else:
+        text_arr = pa.nulls(n, pa.string()) if text is None else pa.array(text, pa.string())
+        if v4_mask.any():
+            text_arr = pc.if_else(is_v4, arr, text_arr)
     return ParsedIPs(valid=valid, ip16=ip16, version=version, text=text_arr)
+
+
+def _dotted_quads(v4: pa.StringArray) -> np.ndarray:
+    """uint64 value of each address of ``v4``, all of which match _IPV4_RE.
+
+    Read straight from the string data: the regex guarantees exactly three
+    dots and one to three digits per octet, so each octet lies between dots
+    and is summed from its last (up to) three bytes, a column at a time.
+    """
+    n = len(v4)
+    width = np.int64 if pa.types.is_large_string(v4.type) else np.int32
+    offsets = np.frombuffer(v4.buffers()[1], width, count=n + 1, offset=np.dtype(width).itemsize * v4.offset)
+    data = np.frombuffer(v4.buffers()[2], np.uint8)
+    first, last = int(offsets[0]), int(offsets[-1])
+    dots = (np.flatnonzero(data[first:last] == ord(".")) + first).reshape(n, 3)
+    starts = (offsets[:-1], dots[:, 0] + 1, dots[:, 1] + 1, dots[:, 2] + 1)
+    ends = (dots[:, 0], dots[:, 1], dots[:, 2], offsets[1:])
+    addr = np.zeros(n, np.uint32)
+    for start, end in zip(starts, ends):
+        digits = end - start
+        octet = (data[end - 1] - 48).astype(np.uint32)
+        # end - 2 / end - 3 may point before the octet (or wrap to the last
+        # byte at index -1): those digits are multiplied by False.
+        octet += (data[end - 2] - 48).astype(np.uint32) * (digits >= 2) * 10
+        octet += (data[end - 3] - 48).astype(np.uint32) * (digits >= 3) * 100
+        addr = addr << 8 | octet
+    return addr.astype(_U64)
 
 
 def _parse_v6(s: str) -> tuple[bytes | None, int, str | None]:
@@ -169,8 +202,7 @@ def ip16_text(ip16: pa.FixedSizeBinaryArray, version: np.ndarray) -> pa.StringAr
     raw = np.frombuffer(ip16.buffers()[1], dtype=np.uint8, count=16 * (n + ip16.offset))
     raw = raw[16 * ip16.offset:].reshape(n, 16)
     v4 = version == 4
-    octets = [pa.array(raw[:, 12 + i]).cast(pa.string()) for i in range(4)]
-    text = pc.binary_join_element_wise(*octets, ".")
+    text = _dotted_quad_text(raw[:, 12:])
     if (~v4).any():
         out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
         rows = np.flatnonzero(~v4)
@@ -182,3 +214,30 @@ def ip16_text(ip16: pa.FixedSizeBinaryArray, version: np.ndarray) -> pa.StringAr
             out[r] = cache[b]
         text = pa.array(out, pa.string())
     return text
+
+
+def _octet_words(suffix: str) -> np.ndarray:
+    """Per octet value, its text + ``suffix`` NUL-padded in front to four
+    bytes, as a little-endian uint32 (so the bytes lie in reading order)."""
+    return np.array([int.from_bytes((str(v) + suffix).rjust(4, "\0").encode(), "little") for v in range(256)],
+                    dtype="<u4")
+
+
+_OCTET_DOT, _OCTET_END = _octet_words("."), _octet_words("")
+_OCTET_DIGITS = np.array([len(str(v)) for v in range(256)], dtype=np.int32)
+
+
+def _dotted_quad_text(octets: np.ndarray) -> pa.StringArray:
+    """"a.b.c.d" of each row of an (n, 4) uint8 array, built as one string
+    buffer: each row is looked up as four NUL-padded 4-byte words, and
+    dropping the NULs leaves the text, rows in order."""
+    n = len(octets)
+    words = np.empty((n, 4), dtype="<u4")
+    words[:, :3] = _OCTET_DOT[octets[:, :3]]
+    words[:, 3] = _OCTET_END[octets[:, 3]]
+    data = words.view(np.uint8).reshape(-1)
+    digits = _OCTET_DIGITS[octets]
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(digits[:, 0] + digits[:, 1] + digits[:, 2] + digits[:, 3] + 3, out=offsets[1:])
+    text = np.compress(data != 0, data)   # (np.compress: ~2x faster than data[data != 0])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))

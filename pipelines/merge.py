@@ -27,11 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.iputil import ip16_text
+from pipelines.iputil import ip16_text, ip16_to_hilo
 from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
 BANNER_ONLY_RANK = 3
+# What a clean row takes from its deciding record.
+_REP_COLUMNS = ["ip16", "ip_version", "port", "transport", "status", "reason", "ttl", "tool", "tool_version",
+                "source_file", "source_offset"]
 
 
 @dataclasses.dataclass
@@ -46,34 +49,35 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
     n = work.num_rows
     if n == 0:
         return MergeResult(_empty_clean(), {}, {})
+    work = work.combine_chunks()   # one chunk per normalize batch: sorting and takes are faster on one
     rank = pc.fill_null(
         pc.index_in(work.column("status"), value_set=pa.array(list(_STATUS_RANK))),
         BANNER_ONLY_RANK).cast(pa.int8())
-    t = work.append_column("_rank", rank)
-    order = pc.sort_indices(t, sort_keys=[
-        ("ip16", "ascending"), ("port", "ascending"), ("transport", "ascending"),
-        ("_rank", "ascending"), ("timestamp", "ascending"),
-        ("reason", "ascending"), ("ttl", "ascending"),
-        ("service", "ascending"), ("banner", "ascending"),
-        ("source_file", "ascending"), ("source_offset", "ascending"),
-    ])
-    t = t.take(order)
+    keys = _sort_keys(work, rank)
+    order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+    order_np = order.to_numpy()
 
-    starts = _group_starts(t, ("ip16", "port", "transport"))
-    gid = np.cumsum(starts) - 1
-    n_groups = int(gid[-1]) + 1
-    t = t.append_column("_gid", pa.array(gid, pa.int64()))
-    rep = t.filter(pa.array(starts))                       # deciding record per group
+    # Groups are runs of equal (ip16, port, transport) in sorted order; only
+    # the columns that need it are taken in that order, never the whole table.
+    group_cols = ("_hi", "_lo", "port", "transport")
+    starts = _group_starts(keys.select(group_cols).take(order), group_cols)
+    first = np.flatnonzero(starts)                         # sorted position of each group's first row
+    n_groups = len(first)
+    gid = np.cumsum(starts) - 1                            # group of each sorted position
+    rep = work.select(_REP_COLUMNS).take(order_np[first])  # deciding record per group
+    first_seen, last_seen = _seen(work.column("timestamp").take(order), first)
+    records = np.diff(np.append(first, n)).astype(np.int32)
 
-    agg = t.group_by("_gid", use_threads=False).aggregate([
-        ("timestamp", "min"), ("timestamp", "max"), ("_gid", "count")])
-    agg = agg.sort_by("_gid")
-    status = pc.if_else(pc.equal(rep.column("_rank"), BANNER_ONLY_RANK),
+    row_gid = np.empty(n, np.int64)                        # group of each row of work
+    row_gid[order_np] = gid
+    status = pc.if_else(pc.equal(rank.take(pa.array(order_np[first])), BANNER_ONLY_RANK),
                         pa.scalar("open"), rep.column("status"))
 
-    keys, items, fallback_lists, offsets = _banner_maps(t, n_groups)
-    host_key = _host_keys(t, n_groups)
-    banners = pa.MapArray.from_arrays(offsets, keys, items)
+    # Unsorted rows will do: _banner_maps sorts by every column it returns.
+    keys_b, items, fallback_lists, offsets = _banner_maps(
+        work.select(["service", "banner", "timestamp"]).append_column("_gid", pa.array(row_gid)), n_groups)
+    host_key = _host_keys(work, order_np, gid, n_groups)
+    banners = pa.MapArray.from_arrays(offsets, keys_b, items)
 
     clean = pa.table({
         "week": pa.repeat(pa.scalar(week), n_groups),
@@ -85,22 +89,51 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
         "status": status,
         "reason": rep.column("reason"),
         "ttl": rep.column("ttl"),
-        "first_seen": agg.column("timestamp_min"),
-        "last_seen": agg.column("timestamp_max"),
+        "first_seen": first_seen,
+        "last_seen": last_seen,
         "banners": banners,
         "banner_fallback": fallback_lists,
         "tool": rep.column("tool"),
         "tool_version": rep.column("tool_version"),
-        "records": agg.column("_gid_count").cast(pa.int32()),
+        "records": pa.array(records),
         **host_key,
         "source_file": rep.column("source_file"),
         "source_offset": rep.column("source_offset"),
     }, schema=OBSERVATION_SCHEMA).append_column("ip16", rep.column("ip16"))
 
     accepted = _counts(rep.column("source_file"))
-    everything = _counts(t.column("source_file"))
+    everything = _counts(work.column("source_file").take(order))
     merged = {f: c - accepted.get(f, 0) for f, c in everything.items() if c - accepted.get(f, 0)}
     return MergeResult(clean, accepted, merged)
+
+
+def _sort_keys(work: pa.Table, rank: pa.Array) -> pa.Table:
+    """The merge's total order as a table of sort keys (all ascending).
+
+    ip16 is replaced by its two big-endian 64-bit halves: they order exactly
+    as its 16 bytes do, and integer keys sort about twice as fast as
+    fixed-size binary ones."""
+    ip16 = work.column("ip16").combine_chunks()
+    hi, lo = ip16_to_hilo(ip16)
+    null = ip16.is_null().to_numpy(zero_copy_only=False) if ip16.null_count else None
+    cols = {"_hi": pa.array(hi, mask=null), "_lo": pa.array(lo, mask=null),
+            "port": work.column("port"), "transport": work.column("transport"), "_rank": rank}
+    for name in ("timestamp", "reason", "ttl", "service", "banner", "source_file", "source_offset"):
+        cols[name] = work.column(name)
+    return pa.table(cols)
+
+
+def _seen(ts: pa.Array, first: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """(min, max) timestamp of each run of ``ts`` starting at ``first``; nulls
+    are skipped and a run of only nulls gives null (as Arrow's min/max)."""
+    ts = ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
+    valid = ts.is_valid().to_numpy(zero_copy_only=False)
+    us = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    none = ~np.logical_or.reduceat(valid, first)
+    lo = np.minimum.reduceat(np.where(valid, us, big), first)
+    hi = np.maximum.reduceat(np.where(valid, us, small), first)
+    return (pa.array(lo, mask=none).cast(ts.type), pa.array(hi, mask=none).cast(ts.type))
 
 
 def _banner_maps(t: pa.Table, n_groups: int):
@@ -130,14 +163,19 @@ def _banner_maps(t: pa.Table, n_groups: int):
     return (b.column("service").combine_chunks(), text, fallback, offsets)
 
 
-def _host_keys(t: pa.Table, n_groups: int) -> dict[str, pa.Array]:
+def _host_keys(work: pa.Table, order: np.ndarray, gid: np.ndarray, n_groups: int) -> dict[str, pa.Array]:
     """Per group: the host key of its earliest record that has one (then the
-    smallest fingerprint), so a key re-read by another shard changes nothing."""
+    smallest fingerprint), so a key re-read by another shard changes nothing.
+    ``order``/``gid``: the rows of ``work`` in merge order and their groups."""
     names = [f.name for f in HOST_KEY_FIELDS]
-    k = t.filter(pc.is_valid(t.column("key_fingerprint_sha256"))).select(["_gid", "timestamp"] + names)
     out = {f.name: pa.nulls(n_groups, f.type) for f in HOST_KEY_FIELDS}
-    if k.num_rows == 0:
+    fp = work.column("key_fingerprint_sha256")
+    if fp.null_count == len(fp):
         return out
+    has = fp.is_valid().to_numpy(zero_copy_only=False)[order]
+    # The keyed rows in merge order (ties then fall as in the merge's own sort).
+    k = work.select(["timestamp"] + names).take(pa.array(order[has]))
+    k = k.append_column("_gid", pa.array(gid[has]))
     k = k.sort_by([("_gid", "ascending"), ("timestamp", "ascending"), ("key_fingerprint_sha256", "ascending")])
     k = k.filter(pa.array(_group_starts(k, ("_gid",))))
     idx = np.full(n_groups, -1, dtype=np.int64)

@@ -58,15 +58,18 @@ class NormalizeResult:
 
 ExcludedFn = Callable[[pa.FixedSizeBinaryArray, np.ndarray], np.ndarray]
 
+# Reasons by small-integer code (0: the row passed), so the per-row bookkeeping
+# is an int8 array, not Python objects.
+_REASONS = (None,) + tuple(QuarantineReason)
+
 
 def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
                     excluded: ExcludedFn | None = None) -> NormalizeResult:
     n = batch.num_rows
-    reason = np.full(n, None, dtype=object)   # first failing check per row
+    code = np.zeros(n, dtype=np.int8)   # first failing check per row: _REASONS index, 0 = none
 
     def fail(mask: np.ndarray, why: QuarantineReason) -> None:
-        hit = mask & (reason == None)  # noqa: E711 (numpy elementwise)
-        reason[hit] = why.value
+        code[mask & (code == 0)] = _REASONS.index(why)
 
     ips = parse_ips(batch.column("ip"))
     fail(~ips.valid, QuarantineReason.INVALID_IP)
@@ -94,8 +97,8 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     # A record with neither a status nor a banner says nothing about the port.
     fail(_isnull(status) & _isnull(banner), QuarantineReason.MISSING_FIELD)
 
-    bad = reason != None  # noqa: E711
-    quarantine = _quarantine_rows(batch, np.flatnonzero(bad), reason) if bad.any() else None
+    bad = code != 0
+    quarantine = _quarantine_rows(batch, np.flatnonzero(bad), code) if bad.any() else None
 
     good = ~bad
     ex_counts: dict[str, int] = {}
@@ -105,29 +108,29 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
             ex_counts = _count_by_file(batch, ex)
             good &= ~ex
 
-    idx = pa.array(np.flatnonzero(good))
-    ip16 = ips.ip16.take(idx)
-    port_good = port.take(idx)
-    transport_good = transport.take(idx)
     work = pa.RecordBatch.from_arrays([
-        ips.text.take(idx),
-        pa.array(ips.version).take(idx),
-        ip16,
-        port_good,
-        transport_good,
-        status.take(idx),
-        batch.column("reason").take(idx),
-        batch.column("ttl").take(idx),
-        batch.column("timestamp").take(idx),
-        batch.column("service").take(idx),
-        banner.take(idx),
-        batch.column("tool").take(idx),
-        batch.column("tool_version").take(idx),
-        batch.column("source_file").take(idx),
-        batch.column("source_offset").take(idx),
-        pa.array(bucket_keys(ip16, port_good, transport_good), pa.uint64()),
-        *(batch.column(f.name).take(idx) for f in HOST_KEY_FIELDS),
+        ips.text,
+        pa.array(ips.version),
+        ips.ip16,
+        port,
+        transport,
+        status,
+        batch.column("reason"),
+        batch.column("ttl"),
+        batch.column("timestamp"),
+        batch.column("service"),
+        banner,
+        batch.column("tool"),
+        batch.column("tool_version"),
+        batch.column("source_file"),
+        batch.column("source_offset"),
+        pa.array(bucket_keys(ips.ip16, port, transport), pa.uint64()),
+        *(batch.column(f.name) for f in HOST_KEY_FIELDS),
     ], schema=WORK_SCHEMA)
+    # Usually every row is good: then nothing is copied here (the bucket split
+    # copies each row once anyway); else one filter over the whole batch.
+    if not good.all():
+        work = work.filter(pa.array(good))
     return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
 
 
@@ -180,10 +183,10 @@ _DETAIL = {
 }
 
 
-def _quarantine_rows(batch: pa.RecordBatch, rows: np.ndarray, reason: np.ndarray) -> pa.RecordBatch:
+def _quarantine_rows(batch: pa.RecordBatch, rows: np.ndarray, code: np.ndarray) -> pa.RecordBatch:
     """Quarantine rows for invalid records; the excerpt shows what was wrong."""
     sub = batch.take(pa.array(rows))
-    reasons = reason[rows].tolist()
+    reasons = [_REASONS[c].value for c in code[rows].tolist()]
     ips = sub.column("ip").to_pylist()
     ports = sub.column("port").to_pylist()
     trans = sub.column("transport").to_pylist()

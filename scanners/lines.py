@@ -44,7 +44,7 @@ class Block(NamedTuple):
 def line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive, without ``\\n``) of every line of ``data``;
     a last piece without newline is a line too."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10).astype(np.int64)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10).astype(np.int64, copy=False)
     if data and data[-1] != 10:
         ends = np.append(ends, len(data))
     starts = np.empty_like(ends)
@@ -83,23 +83,40 @@ def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext, *, max_record: int,
         size += len(chunk)
         if size < block_bytes:
             continue
-        buf = b"".join(parts)
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            yield from _within_limit(base, buf[:cut], True, ctx, max_record, on_oversized)
-            base, buf = base + cut, buf[cut:]
+        whole, buf = _cut_after_last_newline(parts)
+        if whole:
+            yield from _within_limit(base, whole, True, ctx, max_record, on_oversized)
+            base += len(whole)
         if len(buf) > max_record:   # its newline need not be awaited: the line is too long already
             _oversized(ctx, base, buf, max_record, on_oversized)
             base, buf, skipping = base + len(buf), b"", base
         parts, size = ([buf] if buf else []), len(buf)
     if skipping is not None:
         _ends_inside_line(ctx, skipping)
-    buf = b"".join(parts)
-    cut = buf.rfind(b"\n") + 1
-    if cut:
-        yield from _within_limit(base, buf[:cut], True, ctx, max_record, on_oversized)
-    if cut < len(buf):
-        yield from _within_limit(base + cut, buf[cut:], False, ctx, max_record, on_oversized)
+    whole, buf = _cut_after_last_newline(parts)
+    if whole:
+        yield from _within_limit(base, whole, True, ctx, max_record, on_oversized)
+    if buf:
+        yield from _within_limit(base + len(whole), buf, False, ctx, max_record, on_oversized)
+
+
+def _cut_after_last_newline(parts: list[bytes]) -> tuple[bytes, bytes]:
+    """(the bytes of ``parts`` up to and with their last newline, the rest).
+
+    Copies the whole lines once: joining everything and then slicing at the
+    newline would copy each block twice. The last newline is nearly always in
+    the last part (decompressed chunks are much longer than lines).
+    """
+    for k in range(len(parts) - 1, -1, -1):
+        nl = parts[k].rfind(b"\n")
+        if nl >= 0:
+            break
+    else:
+        return b"", b"".join(parts)
+    last = parts[k]
+    head = last if nl + 1 == len(last) else memoryview(last)[:nl + 1]
+    # join returns a lone bytes part itself, uncopied
+    return b"".join(parts[:k] + [head]), b"".join([last[nl + 1:]] + parts[k + 1:])
 
 
 def _within_limit(offset: int, data: bytes, complete: bool, ctx: ReadContext, max_record: int,

@@ -93,14 +93,29 @@ def primary_banners(banners: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _group(*columns: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(first row of each distinct key, group id of each row) over the columns."""
-    gid = np.zeros(len(columns[0]), dtype=np.int64)
+    """(first row of each distinct key, group id of each row) over the columns.
+
+    The columns' codes are combined into one int64 key (mixed radix), which
+    one hash pass numbers in order of first appearance; only if the radix
+    product would overflow are the codes so far renumbered densely first."""
+    n = len(columns[0])
+    key, span = np.zeros(n, dtype=np.int64), 1
     for col in columns:
         codes = _codes(col) + 1                  # 0 = null
-        _, gid = np.unique(gid * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)
-        gid = gid.astype(np.int64).reshape(-1)
-    first_rows = np.unique(gid, return_index=True)[1] if len(gid) else np.zeros(0, np.int64)
+        radix = int(codes.max(initial=0)) + 1
+        if span * radix >= 1 << 62:
+            span, key = _dense(key)
+        key, span = key * radix + codes, span * radix
+    span, gid = _dense(key)
+    first_rows = np.full(span, n, dtype=np.int64)
+    np.minimum.at(first_rows, gid, np.arange(n, dtype=np.int64))
     return first_rows, gid
+
+
+def _dense(key: np.ndarray) -> tuple[int, np.ndarray]:
+    """(number of distinct values, 0-based id of each value in order of first appearance)."""
+    enc = pc.dictionary_encode(pa.array(key))
+    return len(enc.dictionary), enc.indices.to_numpy().astype(np.int64)
 
 
 def identify_table(port: pa.Array, transport: pa.Array, banners: pa.Array) -> pa.Table:
@@ -120,5 +135,7 @@ def identify_table(port: pa.Array, transport: pa.Array, banners: pa.Array) -> pa
     columns = []
     for i, field in enumerate(IDENTIFY_SCHEMA):
         distinct = pa.array([r[i] for r in results], field.type)
-        columns.append(distinct.take(take))
+        # Most fields are null for most groups (no banner, no product): then no take.
+        columns.append(pa.nulls(len(gid), field.type) if distinct.null_count == len(distinct)
+                       else distinct.take(take))
     return pa.Table.from_arrays(columns, schema=IDENTIFY_SCHEMA)

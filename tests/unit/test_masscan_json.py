@@ -233,11 +233,15 @@ BAD_LINES = [
     ("masscan.ndjson", _ND % (b"80", b'"oops"', b"{}"), QR.UNKNOWN_RECORD_TYPE),
     ("masscan.ndjson", _ND % (b"80", b'"banner"', b'{"service_name":"x","banner":"\xff"}'),
      QR.MALFORMED_RECORD),
+    ("masscan.ndjson", _ND % (b"80", b'"banner"', b'{"service_name":"x","banner":"\\ud800"}'),
+     QR.MALFORMED_RECORD),   # a lone surrogate is not text, in an all-ASCII file too
     ("masscan.ndjson", _ND % (b"80", b'"status"', b'{"status":"open"}') + b" {}", QR.MALFORMED_RECORD),
     ("masscan.ndjson", b'{"timestamp":"1","port":80,"proto":"tcp","rec_type":"status","data":{"status":"open"}}',
      QR.MISSING_FIELD),
     ("masscan.ndjson", b'{"ip":"1.2.3.4","timestamp":"soon","port":80,"proto":"tcp","rec_type":"status",'
                        b'"data":{"status":"open"}}', QR.INVALID_TIMESTAMP),
+    ("masscan.ndjson", (b'{"ip":"1.2.3.4","timestamp":"1234567890123","port":80,"proto":"tcp","rec_type":"status",'
+                        b'"data":{"status":"open"}}'), QR.INVALID_TIMESTAMP),   # 13 digits: beyond _TS
     ("masscan.json", b"this is not json", QR.MALFORMED_RECORD),
     ("masscan.json", b'{   "ip": "198.18.0.9",   "timestamp": "17955', QR.MALFORMED_RECORD),
     ("masscan.json", _OJ % (b"5", b'"1"', b'[ {"port": 80, "proto": "tcp", "status": "open"} ]'), QR.INVALID_IP),
@@ -251,6 +255,8 @@ BAD_LINES = [
      QR.INVALID_TIMESTAMP),
     ("masscan.json", _OJ % (b'"1.2.3.4"', b'"1"', b'[ {"port": 80, "proto": "tcp", "service": '
                                                   b'{"name": "x", "banner": "\xff"}} ]'), QR.MALFORMED_RECORD),
+    ("masscan.json", _OJ % (b'"1.2.3.4"', b'"1"', (b'[ {"port": 80, "proto": "tcp", "service": '
+                                                   b'{"name": "x", "banner": "\\udc00"}} ]')), QR.MALFORMED_RECORD),
 ]
 
 
