@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.aggregate import Aggregate
+from pipelines.transforms.coders import register as register_coder
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
 from pipelines.transforms.keys import HostKeyStats
 from pipelines.transforms.enrich import EnrichGeoAsn, FlagResponders, IdentifyProducts
@@ -30,6 +31,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
     """Add the week's stages to ``p``; outputs land under ``staging``. With
     ``shuffle_dir`` (``cfg.shuffle == "files"``) the dedup rows go through
     files there (pipelines/spill.py); the caller removes it afterwards."""
+    register_coder()   # before any PCollection exists: coders are chosen as they are made
     files = discover(cfg.raw, cfg.week)
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
