@@ -225,13 +225,25 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
     return out.cast(AGG_SCHEMA)
 
 
+# Partials summed this many at a time: a week has buckets x passes partials,
+# each with a row per (port, value) of its networks (tens of thousands for
+# ASNs), so concatenating all of them first was the end-of-run memory peak.
+COMBINE_CHUNK = 16
+
+
 def combine(partials: Iterable[pa.Table]) -> pa.Table:
     """Sum partial aggregates (of any buckets, any order) into one table."""
-    tables = [p.select(AGG_SCHEMA.names).cast(AGG_SCHEMA) for p in partials if p is not None]
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return empty()
-    return _sum(pa.concat_tables(tables))
+    total, pending = None, []
+    for p in partials:
+        if p is None or p.num_rows == 0:
+            continue
+        pending.append(p.select(AGG_SCHEMA.names).cast(AGG_SCHEMA))
+        if len(pending) == COMBINE_CHUNK:
+            total = _sum(pa.concat_tables([total, *pending] if total is not None else pending))
+            pending = []
+    if pending:
+        total = _sum(pa.concat_tables([total, *pending] if total is not None else pending))
+    return empty() if total is None else total
 
 
 def _sum(t: pa.Table) -> pa.Table:

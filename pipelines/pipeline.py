@@ -45,7 +45,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)
                 | "IdentifyProducts" >> IdentifyProducts())
     written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
-    aggregated = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k)
+    aggregated = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k, spill)
     key_stats = enriched | "HostKeyStats" >> HostKeyStats(staging, cfg.week, cfg.out, cfg.k)
     quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
                          | "AllQuarantine" >> beam.Flatten()

@@ -72,6 +72,19 @@ def read_part(part: Part) -> pa.RecordBatch:
         return pa.ipc.open_file(pa.PythonFile(handle, mode="r")).get_batch(part.index)
 
 
+def write_table(path: str, table: pa.Table) -> str:
+    """A whole table as one IPC file (the aggregate partials); returns ``path``."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+    return path
+
+
+def read_table(path: str) -> pa.Table:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return pa.ipc.open_file(pa.BufferReader(handle.read())).read_all()
+
+
 def passes_for(rows: int, max_rows: int) -> int:
     return max(1, math.ceil(rows / max_rows))
 

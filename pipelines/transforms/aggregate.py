@@ -1,7 +1,10 @@
 """The Aggregate stage: per-bucket partial aggregates, summed and k-suppressed,
 written as Parquet, CSV and JSON (pipelines/aggregate.py does the work).
 
-    (bucket, clean table) ─Partial─▶ (None, partial) ─GroupAll─▶ combine ─▶ suppress ─▶ files
+    (part, clean table) ─Partial─▶ partial ─GatherAll─▶ combine ─▶ suppress ─▶ files
+
+With the file shuffle (``spill_dir``) each partial is written there and only
+its file name is gathered; ``combine`` then opens a few at a time.
 
 Files (same bytes for the same rows, whatever the bucket order)::
 
@@ -18,19 +21,26 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.spill import read_table, write_table
 from pipelines.transforms.common import GatherAll
 from pipelines.aggregate import AGG_DIR, combine, empty, partial_aggregates, serialise, suppress
 
 
 class _PartialFn(beam.DoFn):
-    def __init__(self, week: str):
-        self.week = week
+    def __init__(self, week: str, spill_dir: str | None):
+        self.week, self.spill_dir = week, spill_dir
 
     def process(self, element):
-        _bucket, table = element
-        # The partials are small (one row per port and value): GatherAll
-        # brings them to one place on every runner alike.
-        yield partial_aggregates(table, self.week)
+        part, table = element
+        partial = partial_aggregates(table, self.week)
+        if self.spill_dir is None:
+            yield partial
+            return
+        # A partial has a row per (port, value) of its networks -- tens of
+        # thousands with ASNs -- and a week has buckets x passes of them: held
+        # together by the gather they were the run's last memory peak. With
+        # the file shuffle they go to files and only their names are gathered.
+        yield write_table(FileSystems.join(self.spill_dir, "aggregates", f"{part}.arrow"), partial)
 
 
 class _FinishFn(beam.DoFn):
@@ -39,7 +49,8 @@ class _FinishFn(beam.DoFn):
         self.rows = Metrics.counter("portcensus", "aggregate_rows")
 
     def process(self, partials):
-        table = suppress(combine(partials), self.k)
+        # combine() sums a few at a time, so at most those few are open at once
+        table = suppress(combine(read_table(p) if isinstance(p, str) else p for p in partials), self.k)
         for name, data in serialise(table).items():
             with FileSystems.create(FileSystems.join(self.root, AGG_DIR, name)) as handle:
                 handle.write(data)
@@ -54,13 +65,13 @@ class Aggregate(beam.PTransform):
     Gathered with GatherAll (a seeded single-key GroupByKey), so an empty
     week still writes (empty) files on every runner."""
 
-    def __init__(self, root: str, week: str, k: int):
+    def __init__(self, root: str, week: str, k: int, spill_dir: str | None = None):
         super().__init__()
         suppress(empty(), k)  # a bad k fails here, at construction, not on a worker
-        self.root, self.week, self.k = root, week, k
+        self.root, self.week, self.k, self.spill_dir = root, week, k, spill_dir
 
     def expand(self, clean):
         return (clean
-                | "Partial" >> beam.ParDo(_PartialFn(self.week))
+                | "Partial" >> beam.ParDo(_PartialFn(self.week, self.spill_dir))
                 | "Gather" >> GatherAll()
                 | "Write" >> beam.ParDo(_FinishFn(self.root, self.week, self.k)))

@@ -122,6 +122,19 @@ def test_partials_of_network_buckets_add_up_to_the_whole(rows, buckets, rnd):
     assert agg.combine(parts).equals(whole)
 
 
+
+def test_many_partials_are_summed_in_chunks_to_the_same_total():
+    rows = [row(f"10.0.{net}.{host}", port=(22, 80)[host % 2], status="open",
+                banner=("A", "B", None)[(net + host) % 3], group=f"rg-{net}" if net % 4 == 0 else None,
+                country=("US", "DE")[net % 2])
+            for net in range(3 * agg.COMBINE_CHUNK + 5) for host in range(3)]
+    whole = agg.partial_aggregates(clean(rows), WEEK)
+    parts = [agg.partial_aggregates(clean([r for r in rows if r["ip"].split(".")[2] == str(net)]), WEEK)
+             for net in range(3 * agg.COMBINE_CHUNK + 5)]
+    assert len(parts) > 3 * agg.COMBINE_CHUNK          # several chunks and a remainder
+    assert agg.combine(parts).equals(whole)
+    assert agg.combine(reversed(parts)).equals(whole)
+
 # -- suppression ---------------------------------------------------------------
 
 def agg_table(rows) -> pa.Table:
