@@ -21,7 +21,7 @@ DEFAULT_OUT = "data/out"
 DEFAULT_BUCKETS = 16
 DEFAULT_BATCH_ROWS = 100_000
 # The merge holds at most about this many records at once: a bigger bucket is
-# merged in several passes (pipelines/spill.py). ~1 KB of working memory per
+# merged in several passes (pipelines/spill.py). ~0.8 KB of working memory per
 # record, measured in docs/BENCHMARKS.md.
 DEFAULT_MERGE_ROWS = 1_000_000
 # How the dedup shuffle moves rows: "files" (Arrow IPC under the run's staging
