@@ -31,7 +31,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
     """Add the week's stages to ``p``; outputs land under ``staging``. With
     ``shuffle_dir`` (``cfg.shuffle == "files"``) the dedup rows go through
     files there (pipelines/spill.py); the caller removes it afterwards."""
-    register_coder()   # before any PCollection exists: coders are chosen as they are made
+    register_coder()   # Beam's fallback coder for the untyped PCollections (see coders.py)
     files = discover(cfg.raw, cfg.week)
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)

@@ -16,14 +16,18 @@ slice of its networks (``bucket_key // buckets % passes``), so the merge holds
 at most about ``max_rows`` records whatever the week's size. A network never
 straddles two passes, so responder groups stay bucket-local.
 
-File names come from the batch's content (source file, first and last
-offset, rows), so a retried bundle rewrites the same file.
+Every write gets a new random name (``spill_name``). Names derived from a
+batch's content are not unique (one ``-oJ`` line with thousands of ports
+spans several batches with the same offsets, and one overwrote the other),
+and rewriting a name on a retry could truncate a file another worker has
+mapped. A failed attempt's files are simply never referenced; the folder
+goes when the run ends. The outputs never depend on these names.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
+import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -46,12 +50,9 @@ class Part:
     rows: int
 
 
-def spill_name(raw: pa.RecordBatch) -> str:
-    """A file name that is the same for the same batch on every attempt."""
-    files, offsets = raw.column("source_file"), raw.column("source_offset")
-    last = raw.num_rows - 1
-    key = f"{files[0]}|{offsets[0]}|{files[last]}|{offsets[last]}|{raw.num_rows}"
-    return hashlib.sha256(key.encode()).hexdigest()[:24] + ".arrow"
+def spill_name(kind: str = "part") -> str:
+    """A file name no other write of any worker or attempt uses."""
+    return f"{kind}-{uuid.uuid4().hex}.arrow"
 
 
 def write_parts(path: str, packed: pa.RecordBatch, buckets: np.ndarray) -> list[tuple[int, Part]]:

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipelines.spill import read_table, write_table
+from pipelines.spill import read_table, spill_name, write_table
 from pipelines.transforms.common import GatherAll
 from pipelines.aggregate import AGG_DIR, combine, empty, partial_aggregates, serialise, suppress
 
@@ -40,7 +40,7 @@ class _PartialFn(beam.DoFn):
         # thousands with ASNs -- and a week has buckets x passes of them: held
         # together by the gather they were the run's last memory peak. With
         # the file shuffle they go to files and only their names are gathered.
-        yield write_table(FileSystems.join(self.spill_dir, "aggregates", f"{part}.arrow"), partial)
+        yield write_table(FileSystems.join(self.spill_dir, "aggregates", spill_name(part)), partial)
 
 
 class _FinishFn(beam.DoFn):
@@ -59,7 +59,7 @@ class _FinishFn(beam.DoFn):
 
 
 class Aggregate(beam.PTransform):
-    """PCollection[(bucket, clean pa.Table)] -> aggregate files under
+    """PCollection[(part name, clean pa.Table)] -> aggregate files under
     ``root/aggregates/``; emits one {"aggregate_rows": n} element.
 
     Gathered with GatherAll (a seeded single-key GroupByKey), so an empty

@@ -60,7 +60,7 @@ class _NormalizeFn(beam.DoFn):
         sorted_b = bucket[order]
         if self.shuffle_dir is not None:
             packed = pack(work.take(pa.array(order)), keep=("bucket_key",))
-            path = FileSystems.join(self.shuffle_dir, spill_name(batch))
+            path = FileSystems.join(self.shuffle_dir, spill_name())
             for b, part in write_parts(path, packed, sorted_b):
                 yield WORK, (b, part)
             return
@@ -102,6 +102,8 @@ class _MergeFn(beam.DoFn):
         parts = [i for i in items if isinstance(i, Part)]
         inline = [i for i in items if not isinstance(i, Part) and i.num_rows]
         passes = passes_for(sum(p.rows for p in parts), self.max_rows) if parts else 1
+        # One shuffle mode per run: inline batches would be merged once per pass.
+        assert not (inline and passes > 1), "a bucket mixes inline batches and file parts"
         for which in range(passes):
             batches = [unpack(b) for b in inline]
             for part in parts:
@@ -128,8 +130,9 @@ def _files_counts(accepted: dict, merged: dict) -> dict:
 
 
 class Deduplicate(beam.PTransform):
-    """PCollection[(bucket, WORK batch)] -> {clean: (bucket, clean pa.Table),
-    counts: {"files": {name: {"accepted": n, "merged": m}}}}.
+    """PCollection[(bucket, packed WORK batch or spill Part)] -> {clean: (part
+    name "BBBB" or "BBBB-PP" for a pass, clean pa.Table), counts: {"files":
+    {name: {"accepted": n, "merged": m}}}}.
 
     Deterministic: the merge is a total order on record content, so any file
     order or shard split gives the same clean rows."""

@@ -4,8 +4,8 @@ Beam samples the size of the elements of every PCollection for its metrics,
 and for an untyped (``Any``) element it does so by encoding it. Our elements
 are few and large (Arrow batches of 10^4-10^5 rows), so nearly every one was
 sampled, and pickled in full, once per PCollection it passed through inside a
-fused stage, where nothing is otherwise encoded: 1.6 GB of pickling, about 6%
-of a run. This coder encodes as Beam's fallback does (pickle) but estimates
+fused stage, where nothing is otherwise encoded: 1.6 GB of pickling, 1.2 s
+of a 9.8 s run on the 2M-record bench week. This coder encodes as Beam's fallback does (pickle) but estimates
 an element's size from Arrow's own byte count instead of encoding it.
 
 It is registered as the first fallback coder (``register``), so it serves

@@ -108,7 +108,7 @@ class _StatsFn(beam.DoFn):
 
 
 class HostKeyStats(beam.PTransform):
-    """PCollection[(bucket, clean table)] -> ``root/aggregates/host_keys.json``;
+    """PCollection[(part name, clean table)] -> ``root/aggregates/host_keys.json``;
     emits one {"host_key_observations": n} element (it feeds the manifest, so
     every runner computes this branch)."""
 

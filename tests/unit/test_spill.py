@@ -44,11 +44,20 @@ def test_parts_round_trip_each_bucket_exactly(tmp_path):
         assert got.equals(want), b
 
 
-def test_spill_names_follow_the_batch_content_not_the_attempt():
-    a, b = raw_batch(rows(10)), raw_batch(rows(10, offset=10))
-    assert spill_name(a) == spill_name(raw_batch(rows(10)))
-    assert spill_name(a) != spill_name(b)
-    assert spill_name(a) != spill_name(raw_batch(rows(10, source="other.ndjson")))
+def test_spill_names_are_never_reused():
+    names = {spill_name() for _ in range(1000)} | {spill_name("0003-01") for _ in range(1000)}
+    assert len(names) == 2000 and all(n.endswith(".arrow") for n in names)
+
+
+def test_one_line_spanning_several_batches_loses_no_rows(tmp_path):
+    """One masscan -oJ object with thousands of ports gives several batches
+    with the same source offsets; their spill files must not overwrite each
+    other (they once did: 1,500 of 3,500 observations survived)."""
+    rows_ = [dict(ip=f"10.0.{i // 250}.{i % 250}", port=80, transport="tcp", status="open",
+                  timestamp=T, source_file="one-line.json", source_offset=0) for i in range(3500)]
+    batches = [raw_batch(rows_[i:i + 1000]) for i in range(0, 3500, 1000)]
+    got = _run(batches, tmp_path / "a", str(tmp_path / "shuffle"), 4, 1_000_000)
+    assert sum(t.num_rows for t in got.values()) == 3500
 
 
 def test_passes_split_a_bucket_by_network_and_lose_nothing():
