@@ -23,3 +23,22 @@ def raw_batch(rows: list[dict], source: str = "t.ndjson", tool: str = "masscan")
             cols[name].append(v)
     cols["timestamp"] = pa.array(cols["timestamp"], pa.int64()).cast(RAW_SCHEMA.field("timestamp").type)
     return pa.RecordBatch.from_pydict(cols, schema=RAW_SCHEMA)
+
+
+def read_in_chunks(reader, data: bytes, ctx, chunk: int | None = None) -> pa.Table:
+    """Feed ``data`` to a pure reader in ``chunk``-byte pieces (whole when None)
+    and check the reader contract on the way: every batch is RAW_SCHEMA, and
+    every record read is a row or a quarantine entry."""
+    chunks = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    batches = list(reader(iter(chunks), ctx))
+    for b in batches:
+        assert b.schema.equals(RAW_SCHEMA)
+    table = pa.Table.from_batches(batches, schema=RAW_SCHEMA)
+    assert ctx.records_read == table.num_rows + ctx.quarantined
+    return table
+
+
+def quarantine_reasons(ctx) -> list[str]:
+    """The reasons of ``ctx``'s quarantine so far (and clears it)."""
+    q = ctx.take_quarantine()
+    return [] if q is None else q.column("reason").to_pylist()

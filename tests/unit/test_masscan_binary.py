@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind, QuarantineReason as R
+from pipelines.schema import DamageKind, QuarantineReason as R
 from scanners.base import ReadContext
 from scanners.formats.masscan_binary import read_binary
 from scanners.formats.masscan_text import read_grepable, read_list
 from scanners.formats.masscan_xml import read_xml
+from tests.helpers import quarantine_reasons, read_in_chunks
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 TITLE_A = 'Fixture A &amp; "quoted" café'.encode("utf-8")
@@ -33,17 +33,7 @@ def rec(rtype: int, payload: bytes) -> bytes:
 
 def run(reader, data: bytes, chunk: int = 64):
     ctx = ReadContext(source="f", batch_rows=5)
-    batches = list(reader((data[i:i + chunk] for i in range(0, len(data), chunk)), ctx))
-    for b in batches:
-        assert b.schema.equals(RAW_SCHEMA)
-    rows = pa.Table.from_batches(batches, RAW_SCHEMA).to_pylist()
-    assert ctx.records_read == len(rows) + ctx.quarantined
-    return rows, ctx
-
-
-def qreasons(ctx):
-    q = ctx.take_quarantine()
-    return q.column("reason").to_pylist() if q is not None else []
+    return read_in_chunks(reader, data, ctx, chunk).to_pylist(), ctx
 
 
 def kinds(ctx):
@@ -152,7 +142,7 @@ def test_all_record_types():
         ("2001:db8::1", 443, "tcp", None, None, 57, "ssl", b"tls"),
     ]
     assert {int(r["timestamp"].timestamp()) for r in rows} == {1795567034}
-    assert qreasons(ctx) == [R.UNKNOWN_RECORD_TYPE, R.MALFORMED_RECORD, R.MALFORMED_RECORD]
+    assert quarantine_reasons(ctx) == [R.UNKNOWN_RECORD_TYPE, R.MALFORMED_RECORD, R.MALFORMED_RECORD]
     assert ctx.damages == [] and ctx.facts["footer"] is True
 
 
@@ -179,11 +169,11 @@ def test_record_cut_midway_keeps_prior_records():
     k = rows_all.index(x509)
     rows, ctx = run(read_binary, data[:x509["source_offset"] + 500])
     assert rows == rows_all[:k]
-    assert qreasons(ctx) == [R.TRUNCATED_RECORD]
+    assert quarantine_reasons(ctx) == [R.TRUNCATED_RECORD]
     assert kinds(ctx) == [DamageKind.PARTIAL_LAST_RECORD, DamageKind.MISSING_FOOTER]
     # cut inside the two-byte length field as well
     rows, ctx = run(read_binary, data[:x509["source_offset"] + 2])
-    assert len(rows) == k and qreasons(ctx) == [R.TRUNCATED_RECORD]
+    assert len(rows) == k and quarantine_reasons(ctx) == [R.TRUNCATED_RECORD]
 
 
 def test_missing_trailer():
@@ -197,7 +187,7 @@ def test_overlong_varint_is_stream_loss():
     good = rec(6, TS + IP + b"\x06\x00\x50\x12\x40")
     rows, ctx = run(read_binary, HEADER + good + b"\x86\x80\x80\x80\x01" + b"z" * 10)
     assert len(rows) == 1
-    assert qreasons(ctx) == [R.UNKNOWN_RECORD_TYPE, R.UNREADABLE_DATA]
+    assert quarantine_reasons(ctx) == [R.UNKNOWN_RECORD_TYPE, R.UNREADABLE_DATA]
     assert kinds(ctx) == [DamageKind.BAD_RECORD_TYPE]
 
 

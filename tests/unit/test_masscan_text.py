@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind, QuarantineReason as R
+from pipelines.schema import DamageKind, QuarantineReason as R
 from scanners.base import ReadContext
 from scanners.formats import masscan_binary, masscan_xml
 from scanners.formats.masscan_text import read_grepable, read_list, sniff_grepable, sniff_list
+from tests.helpers import quarantine_reasons, read_in_chunks
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 TITLE_A = 'Fixture A &amp; "quoted" café'.encode("utf-8")
@@ -25,21 +25,11 @@ OPEN_TCP = {("198.18.0.1", 22), ("198.18.0.1", 80), ("198.18.0.1", 443),
 
 def run(reader, data: bytes, chunk: int = 64, batch_rows: int = 5):
     ctx = ReadContext(source="f", batch_rows=batch_rows)
-    batches = list(reader((data[i:i + chunk] for i in range(0, len(data), chunk)), ctx))
-    for b in batches:
-        assert b.schema.equals(RAW_SCHEMA)
-    rows = pa.Table.from_batches(batches, RAW_SCHEMA).to_pylist()
-    assert ctx.records_read == len(rows) + ctx.quarantined
-    return rows, ctx
+    return read_in_chunks(reader, data, ctx, chunk).to_pylist(), ctx
 
 
 def kinds(ctx):
     return [d.kind for d in ctx.damages]
-
-
-def qreasons(ctx):
-    q = ctx.take_quarantine()
-    return q.column("reason").to_pylist() if q is not None else []
 
 
 def clean(path: str, reader):
@@ -103,7 +93,7 @@ def test_list_cut_mid_line():
     cut = data.index(b"open tcp 22 198.18.0.2") + 10
     rows, ctx = run(read_list, data[:cut])
     assert len(rows) == 2
-    assert qreasons(ctx) == [R.TRUNCATED_RECORD]
+    assert quarantine_reasons(ctx) == [R.TRUNCATED_RECORD]
     assert kinds(ctx) == [DamageKind.PARTIAL_LAST_RECORD, DamageKind.MISSING_FOOTER]
 
 
@@ -122,8 +112,8 @@ def test_list_bad_lines_get_their_reason():
     rows, ctx = run(read_list, data)
     assert [(r["ip"], r["status"], r["transport"]) for r in rows] == [
         ("10.0.0.1", "open", "tcp"), ("10.0.0.2", "closed", "udp")]
-    assert qreasons(ctx) == [R.INVALID_PORT, R.INVALID_TIMESTAMP, R.INVALID_TRANSPORT,
-                             R.MALFORMED_RECORD, R.MISSING_FIELD, R.MALFORMED_RECORD, R.INVALID_IP]
+    assert quarantine_reasons(ctx) == [R.INVALID_PORT, R.INVALID_TIMESTAMP, R.INVALID_TRANSPORT,
+                                       R.MALFORMED_RECORD, R.MISSING_FIELD, R.MALFORMED_RECORD, R.INVALID_IP]
     assert ctx.damages == []
 
 
@@ -199,7 +189,7 @@ def test_grepable_without_any_timestamp_source_quarantines():
             b"Host: 10.0.0.1 ()\tPorts: 22/open/tcp////\n" + G_END)
     rows, ctx = run(read_grepable, data)
     assert rows == []
-    assert qreasons(ctx) == [R.INVALID_TIMESTAMP, R.INVALID_TIMESTAMP]
+    assert quarantine_reasons(ctx) == [R.INVALID_TIMESTAMP, R.INVALID_TIMESTAMP]
 
 
 def test_grepable_missing_footer_and_bad_lines():
@@ -208,7 +198,7 @@ def test_grepable_missing_footer_and_bad_lines():
             + b"Host: 1.2.3.4 ()\tgarbage\nHost: 1.2.3.4 ()\tPorts: x/open/tcp\n")
     rows, ctx = run(read_grepable, data)
     assert len(rows) == 37
-    assert qreasons(ctx) == [R.MALFORMED_RECORD, R.INVALID_PORT]
+    assert quarantine_reasons(ctx) == [R.MALFORMED_RECORD, R.INVALID_PORT]
     assert kinds(ctx) == [DamageKind.MISSING_FOOTER]
 
 

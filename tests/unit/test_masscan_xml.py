@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind, QuarantineReason as R
+from pipelines.schema import DamageKind, QuarantineReason as R
 from scanners.base import ReadContext
 from scanners.formats.masscan_xml import read_xml, sniff_xml
+from tests.helpers import quarantine_reasons, read_in_chunks
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 TITLE_A = 'Fixture A &amp; "quoted" café'.encode("utf-8")
@@ -30,17 +30,7 @@ def host(banner: bytes | None = None, ip=b"10.0.0.1", port=b"80", ts=b"179556701
 
 def run(data: bytes, chunk: int = 64):
     ctx = ReadContext(source="f", batch_rows=5)
-    batches = list(read_xml((data[i:i + chunk] for i in range(0, len(data), chunk)), ctx))
-    for b in batches:
-        assert b.schema.equals(RAW_SCHEMA)
-    rows = pa.Table.from_batches(batches, RAW_SCHEMA).to_pylist()
-    assert ctx.records_read == len(rows) + ctx.quarantined
-    return rows, ctx
-
-
-def qreasons(ctx):
-    q = ctx.take_quarantine()
-    return q.column("reason").to_pylist() if q is not None else []
+    return read_in_chunks(read_xml, data, ctx, chunk).to_pylist(), ctx
 
 
 def test_fixtures_parse_completely():
@@ -81,13 +71,13 @@ def test_missing_footer_and_cut_host():
     assert [d.kind for d in ctx.damages] == [DamageKind.MISSING_FOOTER]
     rows, ctx = run(data[:-40])
     assert [r["ip"] for r in rows] == ["10.0.0.1", "10.0.0.2"]
-    assert qreasons(ctx) == [R.TRUNCATED_RECORD]
+    assert quarantine_reasons(ctx) == [R.TRUNCATED_RECORD]
     assert [d.kind for d in ctx.damages] == [DamageKind.PARTIAL_LAST_RECORD, DamageKind.MISSING_FOOTER]
 
 
 def test_last_host_without_crlf_is_complete():
     rows, ctx = run(HEAD + host().rstrip(b"\r\n"))
-    assert len(rows) == 1 and qreasons(ctx) == []
+    assert len(rows) == 1 and quarantine_reasons(ctx) == []
     assert [d.kind for d in ctx.damages] == [DamageKind.MISSING_FOOTER]
 
 
@@ -97,8 +87,8 @@ def test_foreign_layout_and_bad_values_are_quarantined():
             + host(b"\\x" + b"41" * 2, ip=b"10.0.0.5") + TAIL)
     rows, ctx = run(data)
     assert [(r["ip"], r["banner"]) for r in rows] == [("10.0.0.5", b"A41")]
-    assert qreasons(ctx) == [R.INVALID_PORT, R.INVALID_TIMESTAMP, R.INVALID_IP,
-                             R.MALFORMED_RECORD, R.MALFORMED_RECORD, R.MALFORMED_RECORD]
+    assert quarantine_reasons(ctx) == [R.INVALID_PORT, R.INVALID_TIMESTAMP, R.INVALID_IP,
+                                       R.MALFORMED_RECORD, R.MALFORMED_RECORD, R.MALFORMED_RECORD]
     assert ctx.damages == [] and ctx.facts["footer"] is True
 
 

@@ -9,14 +9,14 @@ import hashlib
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind
+from pipelines.schema import DamageKind
 from scanners import registry
 from scanners.base import ReadContext
 from scanners.formats import zgrab2, zmap
+from tests.helpers import quarantine_reasons, read_in_chunks
 
 ZG = Path(__file__).parents[1] / "fixtures" / "zgrab2"
 REAL = Path(__file__).parents[1] / "fixtures" / "real"
@@ -38,18 +38,7 @@ def jsonl(*objs) -> bytes:
 
 def run(data: bytes, chunk: int | None = None):
     ctx = ReadContext(source="scan.jsonl")
-    chunks = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
-    batches = list(zgrab2.read(iter(chunks), ctx))
-    for b in batches:
-        assert b.schema.equals(RAW_SCHEMA)
-    t = pa.Table.from_batches(batches, schema=RAW_SCHEMA)
-    assert ctx.records_read == t.num_rows + ctx.quarantined
-    return ctx, t.to_pylist()
-
-
-def reasons(ctx) -> list[str]:
-    q = ctx.take_quarantine()
-    return [] if q is None else q.column("reason").to_pylist()
+    return ctx, read_in_chunks(zgrab2.read, data, ctx, chunk).to_pylist()
 
 
 def module(status="success", protocol="ftp", result=None, **extra):
@@ -149,7 +138,7 @@ def test_udp_module_and_generic_banner_and_unknown_module():
     assert [(r["port"], r["transport"], r["service"], r["banner"]) for r in rows] == [
         (123, "udp", None, None), (7, "tcp", None, None), (7, "tcp", "banner", b"hello")]
     ctx, rows = run(jsonl(target(weird=module(protocol="weird"))))
-    assert rows == [] and reasons(ctx) == ["missing_field"]
+    assert rows == [] and quarantine_reasons(ctx) == ["missing_field"]
 
 
 def test_hostile_lines_are_quarantined_and_neighbours_kept():
@@ -161,15 +150,15 @@ def test_hostile_lines_are_quarantined_and_neighbours_kept():
     data = b"\n".join([good] + bad + [good]) + b"\n"
     ctx, rows = run(data)
     assert len(rows) == 4 and {r["source_offset"] for r in rows} == {0, data.rindex(good)}
-    assert reasons(ctx) == ["malformed_record", "malformed_record", "malformed_record", "malformed_record",
-                            "invalid_timestamp", "invalid_port", "missing_field", "missing_field",
-                            "malformed_record", "malformed_record"]
+    assert quarantine_reasons(ctx) == ["malformed_record", "malformed_record", "malformed_record", "malformed_record",
+                                       "invalid_timestamp", "invalid_port", "missing_field", "missing_field",
+                                       "malformed_record", "malformed_record"]
 
 
 def test_truncated_last_line():
     data = jsonl(obj("ftp-default.json"), obj("ssh-ssh.json"))[:-40]
     ctx, rows = run(data)
-    assert len(rows) == 2 and reasons(ctx) == ["truncated_record"]
+    assert len(rows) == 2 and quarantine_reasons(ctx) == ["truncated_record"]
     assert [d.kind for d in ctx.damages] == [DamageKind.PARTIAL_LAST_RECORD]
     ctx, rows = run(jsonl(obj("ftp-default.json")).rstrip(b"\n"))   # complete object, no newline
     assert len(rows) == 2 and not ctx.damages

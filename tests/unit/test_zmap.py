@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipelines.schema import RAW_SCHEMA, DamageKind
+from pipelines.schema import DamageKind
 from scanners import registry
 from scanners.base import ReadContext
 from scanners.formats import zgrab2, zmap
+from tests.helpers import read_in_chunks
 
 REAL = Path(__file__).parents[1] / "fixtures" / "real"
 FMT = {f.name: f for f in zmap.FORMATS}
@@ -25,13 +25,7 @@ def us(*args) -> int:
 
 def run(fmt: str, data: bytes, source: str = "x", chunk: int | None = None, **facts):
     ctx = ReadContext(source=source, facts=dict(facts))
-    chunks = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
-    batches = list(FMT[fmt].read(iter(chunks), ctx))
-    for b in batches:
-        assert b.schema.equals(RAW_SCHEMA)
-    table = pa.Table.from_batches(batches, schema=RAW_SCHEMA)
-    assert ctx.records_read == table.num_rows + ctx.quarantined
-    return ctx, table
+    return ctx, read_in_chunks(FMT[fmt].read, data, ctx, chunk)
 
 
 def quarantine(ctx) -> list[dict]:
