@@ -42,3 +42,14 @@ def quarantine_reasons(ctx) -> list[str]:
     """The reasons of ``ctx``'s quarantine so far (and clears it)."""
     q = ctx.take_quarantine()
     return [] if q is None else q.column("reason").to_pylist()
+
+
+def ssh_wire_fields(blob: bytes) -> list[bytes]:
+    """The RFC 4253 string fields of an SSH public key blob (the tests' own
+    parser, independent of the product's)."""
+    out, pos = [], 0
+    while pos < len(blob):
+        n = int.from_bytes(blob[pos:pos + 4], "big")
+        out.append(blob[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return out

@@ -12,16 +12,7 @@ from hypothesis import given, settings, strategies as st
 from pipelines.keys import batchgcd
 from pipelines.keys.batchgcd import batch_gcd
 from pipelines.keys import bench_gcd
-
-
-def _wire_fields(blob: bytes) -> list[bytes]:
-    """RFC 4253 string fields of a public key blob."""
-    out, pos = [], 0
-    while pos < len(blob):
-        n = int.from_bytes(blob[pos:pos + 4], "big")
-        out.append(blob[pos + 4:pos + 4 + n])
-        pos += 4 + n
-    return out
+from tests.helpers import ssh_wire_fields
 
 
 def rsa_keys(tmp_path, count: int, bits: int = 1024) -> list[dict]:
@@ -38,7 +29,7 @@ def rsa_keys(tmp_path, count: int, bits: int = 1024) -> list[dict]:
     keys = []
     for p in paths:
         blob = base64.b64decode((p.with_suffix(".pub")).read_text().split()[1])
-        name, e, n = _wire_fields(blob)
+        name, e, n = ssh_wire_fields(blob)
         priv = serialization.load_ssh_private_key(p.read_bytes(), password=None).private_numbers()
         keys.append({"n": int.from_bytes(n, "big"), "e": int.from_bytes(e, "big"),
                      "p": priv.p, "q": priv.q, "blob": blob, "name": name})

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from pipelines.keys import stats
 from pipelines.keys.stats import KeyStatsInputError, assert_counts_only, key_churn, week_key_stats
+from tests.helpers import ssh_wire_fields
 
 
 def _string(b: bytes) -> bytes:
@@ -30,21 +31,12 @@ def rsa_blob(e: int, n: int) -> bytes:
     return _string(b"ssh-rsa") + _mpint(e) + _mpint(n)
 
 
-def _fields(blob: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(blob):
-        n = int.from_bytes(blob[pos:pos + 4], "big")
-        out.append(blob[pos + 4:pos + 4 + n])
-        pos += 4 + n
-    return out
-
-
 def _key(blob: bytes, bits: int | None) -> dict:
-    name = _fields(blob)[0].decode()
+    name = ssh_wire_fields(blob)[0].decode()
     k = {"alg": name, "blob": blob, "fp": hashlib.sha256(blob).hexdigest(), "bits": bits,
          "n": None, "e": None}
     if name == "ssh-rsa":
-        _, e, n = _fields(blob)
+        _, e, n = ssh_wire_fields(blob)
         k["e"], k["n"] = int.from_bytes(e, "big"), int.from_bytes(n, "big")
     return k
 
