@@ -55,8 +55,10 @@ def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
     one-chunk bucket)."""
     if table.num_rows == 0:
         return table
-    (batch,) = table.combine_chunks().to_batches()
-    return pa.Table.from_batches([batch.take(order)])
+    batches = table.combine_chunks().to_batches()
+    if len(batches) > 1:   # a column past Arrow's 2 GiB per array stays chunked
+        return table.take(order)
+    return pa.Table.from_batches([batches[0].take(order)])
 
 
 class _WriteCleanFn(beam.DoFn):
