@@ -21,7 +21,18 @@ a list of ``[[rule]]`` tables::
   after inline flags such as ``(?i)``); it is applied with ``re.match`` to the
   protocol's *subject* (what the protocol module's parser distilled from the
   banner: the SSH software+comments, the HTTP Server value, ...), never to
-  the raw banner.
+  the raw banner. With ``search = true`` the pattern is applied with
+  ``re.search`` instead and need not start with ``^``: for a product token
+  that may stand anywhere in the subject (an SMTP greeting's text after the
+  domain, a second HTTP product token). Prefer anchored rules where the
+  position is known: they are cheaper and cannot match by accident.
+* ``cpe`` (optional) names the product in CPE 2.3 terms as
+  ``"part:vendor:product"`` (part ``a`` application, ``o`` operating system,
+  ``h`` hardware; vendor and product spelled as in NVD's CPE dictionary,
+  lower case). The identification's ``cpe`` is then
+  ``cpe:2.3:part:vendor:product:version:*:*:*:*:*:*:*`` with the identified
+  version (``*`` when there is none). An example may pin it with
+  ``expect = { cpe = "cpe:2.3:a:openbsd:openssh:5.9p1:*:*:*:*:*:*:*" }``.
 * The **first** rule whose pattern matches wins; specific rules therefore come
   before general ones, and ``tests/unit/test_rules_sweep.py`` proves that no
   earlier rule shadows any example.
@@ -61,8 +72,19 @@ DEVICE_TYPES = frozenset({
     "printer", "nas", "embedded",
 })
 
-_RULE_KEYS = frozenset({"id", "match", "examples", *FIELDS})
+_RULE_KEYS = frozenset({"id", "match", "examples", "search", "cpe", *FIELDS})
 _INLINE_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
+# part:vendor:product, each component as NVD writes it (no spaces, lower case).
+_CPE_NAME = re.compile(r"^[aoh]:[a-z0-9][a-z0-9_.\-~!]*:[a-z0-9][a-z0-9_.\-~!]*$")
+# What may be pinned in an example's expect: the fields, plus the derived cpe.
+EXPECT_KEYS = frozenset({*FIELDS, "cpe"})
+
+
+def cpe_escape(value: str) -> str:
+    """A value as a CPE 2.3 formatted-string component (NISTIR 7695 5.3.2):
+    characters other than letters, digits and ``_`` are backslash-quoted,
+    except ``-`` and ``.`` which stand as they are inside a value."""
+    return re.sub(r"([^A-Za-z0-9_.\-])", r"\\\1", value.lower())
 
 
 def as_text(banner: str | bytes | None) -> str:
@@ -179,6 +201,7 @@ class Identity:
     os_family: str | None = None
     os_release: str | None = None
     device_type: str | None = None
+    cpe: str | None = None
 
     def fields(self) -> dict[str, str | None]:
         return {f: getattr(self, f) for f in FIELDS}
@@ -193,6 +216,11 @@ class Rule:
     pattern: re.Pattern
     fields: Mapping[str, str]
     examples: tuple[Example, ...]
+    search: bool = False
+    cpe: str | None = None      # "part:vendor:product"
+
+    def find(self, subject: str) -> re.Match | None:
+        return self.pattern.search(subject) if self.search else self.pattern.match(subject)
 
     def identity(self, m: re.Match) -> Identity:
         groups = {k: (v or "") for k, v in m.groupdict().items()}
@@ -200,7 +228,11 @@ class Rule:
         for name, template in self.fields.items():
             value = template.format_map(groups).strip()
             values[name] = value or None
-        return Identity(rule_id=self.id, **values)
+        cpe = None
+        if self.cpe:
+            version = values.get("version")
+            cpe = f"cpe:2.3:{self.cpe}:{cpe_escape(version) if version else '*'}:*:*:*:*:*:*:*"
+        return Identity(rule_id=self.id, cpe=cpe, **values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +242,7 @@ class RuleSet:
 
     def first_match(self, subject: str) -> tuple[Rule, re.Match] | None:
         for rule in self.rules:
-            m = rule.pattern.match(subject)
+            m = rule.find(subject)
             if m:
                 return rule, m
         return None
@@ -250,9 +282,15 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
     if not isinstance(rid, str) or not rid:
         raise RuleError(f"{where}: needs a string id")
     where = f"{protocol}.toml rule {rid!r}"
+    search = raw.get("search", False)
+    if not isinstance(search, bool):
+        raise RuleError(f"{where}: search must be true or false")
     source = raw.get("match")
-    if not isinstance(source, str) or not _INLINE_FLAGS.sub("", source).startswith("^"):
-        raise RuleError(f"{where}: match must be a regex starting with '^'")
+    if not isinstance(source, str) or not (search or _INLINE_FLAGS.sub("", source).startswith("^")):
+        raise RuleError(f"{where}: match must be a regex starting with '^' (or set search = true)")
+    cpe = raw.get("cpe")
+    if cpe is not None and (not isinstance(cpe, str) or not _CPE_NAME.match(cpe)):
+        raise RuleError(f"{where}: cpe must be 'part:vendor:product' in lower case, e.g. 'a:openbsd:openssh'")
     try:
         pattern = re.compile(source)
     except re.error as exc:
@@ -278,14 +316,16 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
         if not isinstance(ex, dict) or not isinstance(ex.get("banner"), str):
             raise RuleError(f"{where}: each example needs a string banner")
         expect = ex.get("expect")
-        if not isinstance(expect, dict) or set(expect) - set(FIELDS) or not expect:
+        if not isinstance(expect, dict) or set(expect) - EXPECT_KEYS or not expect:
             raise RuleError(f"{where}: example expect must be a table of fields")
         if not templated <= set(expect):
             raise RuleError(f"{where}: examples must pin templated fields {sorted(templated)}")
         examples.append(Example(ex["banner"], dict(expect), ex.get("banner_type")))
     if not examples:
         raise RuleError(f"{where}: needs at least one example")
-    return Rule(rid, pattern, fields, tuple(examples))
+    if any("cpe" in ex.expect for ex in examples) and not cpe:
+        raise RuleError(f"{where}: an example pins cpe but the rule has none")
+    return Rule(rid, pattern, fields, tuple(examples), search, cpe)
 
 
 def parse_rules(protocol: str, text: str) -> RuleSet:

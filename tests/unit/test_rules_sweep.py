@@ -26,7 +26,8 @@ def test_example_matches_its_own_rule(name, rule, example):
     hit = rules.first_match(parsed.subject)
     assert hit is not None, f"no rule matches subject {parsed.subject!r}"
     assert hit[0].id == rule.id, f"shadowed by earlier rule {hit[0].id!r}"
-    got = rules.identify(parsed.subject).fields()
+    ident = rules.identify(parsed.subject)
+    got = {**ident.fields(), "cpe": ident.cpe}
     for field, want in example.expect.items():
         assert got[field] == (want or None), field     # "" in a rule file = absent
 
@@ -62,7 +63,29 @@ def test_good_rule_file_parses_and_templates_fill():
     assert rules.identify("Y/1.0").rule_id is None
 
 
+def test_search_rules_find_a_token_anywhere_and_cpe_is_built():
+    text = GOOD.replace("match = '^X/", "search = true\ncpe = \"a:xvendor:x\"\nmatch = 'X/", 1)
+    rules = parse_rules("t", text)
+    ident = rules.identify("Frontend/2 X/1.0 (Unix)")
+    assert (ident.rule_id, ident.version) == ("x", "1.0")
+    assert ident.cpe == "cpe:2.3:a:xvendor:x:1.0:*:*:*:*:*:*:*"
+    # An anchored rule does not look past the start.
+    assert parse_rules("t", GOOD).identify("Frontend/2 X/1.0").rule_id is None
+
+
+def test_cpe_version_is_escaped_and_absent_version_is_any():
+    text = GOOD.replace('product = "X"', 'product = "X"\ncpe = "a:xvendor:x"', 1)
+    text = text.replace("[\\d.]+)", "[\\d.:]*)", 1)
+    rules = parse_rules("t", text)
+    assert rules.identify("X/1:2").cpe == "cpe:2.3:a:xvendor:x:1\\:2:*:*:*:*:*:*:*"
+    assert rules.identify("X/").cpe == "cpe:2.3:a:xvendor:x:*:*:*:*:*:*:*:*"
+
+
 @pytest.mark.parametrize("change,message", [
+    (('product = "X"', 'product = "X"\ncpe = "OpenBSD OpenSSH"'), "part:vendor:product"),
+    (('product = "X"', 'product = "X"\nsearch = "yes"'), "true or false"),
+    (('expect = { version = "1.0" }', 'expect = { version = "1.0", cpe = "cpe:2.3:a:v:x:1.0:*:*:*:*:*:*:*" }'),
+     "rule has none"),
     (("match = '^X/", "match = 'X/"), "starting with '^'"),
     (("[\\d.]+)'", "[\\d.]+'"), "bad regex"),
     (('product = "X"', 'product = "X"\ncolour = "red"'), "unknown keys"),
