@@ -71,11 +71,23 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "files_damaged": damaged,
         "quarantine_reasons": dict(sorted(reasons_total.items())),
         "coverage": coverage(files),
+        "port_evidence": port_evidence(files),
         "observations": written,
         "run": run_info,
         "files": files,
         "schema": {"clean": field_docs(CLEAN_SCHEMA), "quarantine": field_docs(QUARANTINE_SCHEMA)},
     }
+
+
+def port_evidence(files: list[dict]) -> dict:
+    """Where ports did not come from the records themselves: zgrab2 records
+    whose port is the module's default (``assumed``, counted per file), and
+    bare zmap lists whose one port came from the sidecar or the file name."""
+    assumed = {f["file"]: f["facts"]["ports_assumed"] for f in files if f["facts"].get("ports_assumed")}
+    given = {f["file"]: {"source": f["facts"]["port_source"], "port": f["facts"].get("file_port")}
+             for f in files if f["facts"].get("port_source") in ("sidecar", "filename")}
+    return {"records_port_assumed": sum(assumed.values()), "files_port_assumed": assumed,
+            "files_port_given": given}
 
 
 def check_identity(manifest: dict) -> None:

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.iputil import IP16, ip16_to_hilo, parse_ips
-from pipelines.schema import HOST_KEY_FIELDS, QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
+from pipelines.schema import (HOST_KEY_FIELDS, PORT_SOURCES, QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS,
+                              QuarantineReason)
 from scanners.base import MAX_BANNER_BYTES, excerpt
 
 # Timestamps outside this window cannot come from a scanner (masscan's epoch
@@ -41,7 +42,9 @@ WORK_SCHEMA = pa.schema([
     ("tool", pa.string()), ("tool_version", pa.string()),
     ("source_file", pa.string()), ("source_offset", pa.int64()),
     ("bucket_key", pa.uint64()),     # per /24 or /48 network, see bucket_keys
-] + [(f.name, f.type) for f in HOST_KEY_FIELDS])
+] + [(f.name, f.type) for f in HOST_KEY_FIELDS] + [
+    ("port_source", pa.int8()),      # PORT_SOURCES index; null: the record names its port
+])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,12 +129,24 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
         batch.column("source_offset"),
         pa.array(bucket_keys(ips.ip16, port, transport), pa.uint64()),
         *(batch.column(f.name) for f in HOST_KEY_FIELDS),
+        _port_source_codes(batch.column("port_source")),
     ], schema=WORK_SCHEMA)
     # Usually every row is good: then nothing is copied here (the bucket split
     # copies each row once anyway); else one filter over the whole batch.
     if not good.all():
         work = work.filter(pa.array(good))
     return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
+
+
+def _port_source_codes(col: pa.Array) -> pa.Array:
+    """RAW ``port_source`` text -> int8 PORT_SOURCES index (null stays null:
+    the record named its port; nearly every batch is all null, and costs nothing)."""
+    if col.null_count == len(col):
+        return pa.nulls(len(col), pa.int8())
+    code = pc.index_in(col, value_set=pa.array(PORT_SOURCES))
+    # A value outside the enum is a reader bug; never let it pass as evidence.
+    code = pc.if_else(pc.and_(pc.is_valid(col), pc.is_null(code)), PORT_SOURCES.index("assumed"), code)
+    return code.cast(pa.int8())
 
 
 def bucket_keys(ip16: pa.FixedSizeBinaryArray, port: pa.Array, transport: pa.Array) -> np.ndarray:
