@@ -7,11 +7,13 @@
   for hash-partitioned dedup);
 * ``quarantine``: QUARANTINE_SCHEMA rows, one per invalid record, with the
   first failing check as the reason;
-* ``excluded``: per-file counts of valid rows inside the opt-out list (they
-  are counted, never kept and never quarantined).
+* ``excluded``: per-file counts of valid rows inside the opt-out list, and
+  ``special``: of valid rows in IANA special-purpose space (both counted,
+  never kept and never quarantined).
 
 Checks run in a fixed order so a record with several problems always gets
-the same reason: ip, port, transport, timestamp, status, banner size.
+the same reason: ip, port, transport, timestamp (absurd, missing, outside
+the week's window), status, banner size.
 """
 from __future__ import annotations
 
@@ -50,13 +52,36 @@ WORK_SCHEMA = pa.schema([
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_banner_bytes: int = MAX_BANNER_BYTES
+    # [start, end) in UTC microseconds a record's time must fall in (the week
+    # with its slack, see week_window); None: only the 1990..2100 check.
+    window: tuple[int, int] | None = None
+    # Exclude IANA special-purpose space (pipelines/special_purpose.py); off
+    # only for scans of test networks (--allow-special-purpose).
+    exclude_special_purpose: bool = True
+
+
+DEFAULT_WEEK_SLACK_HOURS = 24
+
+
+def week_window(week: str, slack_hours: int = DEFAULT_WEEK_SLACK_HOURS) -> tuple[int, int]:
+    """[start, end) of ISO ``week`` (Monday 00:00 UTC to the next Monday),
+    widened by ``slack_hours`` on each side for scans that run across
+    midnight Sunday, in microseconds."""
+    import datetime
+    year, num = week.split("-W")
+    monday = datetime.datetime.combine(datetime.date.fromisocalendar(int(year), int(num), 1),
+                                       datetime.time(), tzinfo=datetime.timezone.utc)
+    start = int(monday.timestamp()) * 1_000_000
+    slack = slack_hours * 3_600_000_000
+    return start - slack, start + 7 * 86_400_000_000 + slack
 
 
 @dataclasses.dataclass
 class NormalizeResult:
     work: pa.RecordBatch
     quarantine: pa.RecordBatch | None
-    excluded: dict[str, int]          # source_file -> records excluded
+    excluded: dict[str, int]          # source_file -> records excluded (opt-out)
+    special: dict[str, int] = dataclasses.field(default_factory=dict)   # -> excluded as special_purpose
 
 
 ExcludedFn = Callable[[pa.FixedSizeBinaryArray, np.ndarray], np.ndarray]
@@ -90,6 +115,12 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     has_ts = ~_isnull(ts)
     fail(has_ts & ((ts_np < MIN_TIMESTAMP_US) | (ts_np > MAX_TIMESTAMP_US)),
          QuarantineReason.INVALID_TIMESTAMP)
+    # The readers already gave a record without a time its file's (sidecar
+    # scan start, scanner header); still none: it cannot be placed in a week.
+    fail(~has_ts, QuarantineReason.MISSING_TIMESTAMP)
+    if limits.window is not None:
+        lo, hi = limits.window
+        fail((ts_np < lo) | (ts_np >= hi), QuarantineReason.OUTSIDE_WEEK)
 
     status = pc.utf8_lower(batch.column("status"))
     fail(~_isnull(status) & ~_np(pc.is_in(status, pa.array(STATUSES))), QuarantineReason.MALFORMED_RECORD)
@@ -104,6 +135,13 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     quarantine = _quarantine_rows(batch, np.flatnonzero(bad), code) if bad.any() else None
 
     good = ~bad
+    sp_counts: dict[str, int] = {}
+    if limits.exclude_special_purpose and good.any():
+        from pipelines.special_purpose import default as special_purpose
+        sp = special_purpose().contains(ips.ip16, ips.version) & good
+        if sp.any():
+            sp_counts = _count_by_file(batch, sp)
+            good &= ~sp
     ex_counts: dict[str, int] = {}
     if excluded is not None and good.any():
         ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & good
@@ -135,7 +173,7 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     # copies each row once anyway); else one filter over the whole batch.
     if not good.all():
         work = work.filter(pa.array(good))
-    return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
+    return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts, special=sp_counts)
 
 
 def _port_source_codes(col: pa.Array) -> pa.Array:
@@ -195,6 +233,8 @@ _DETAIL = {
     QuarantineReason.INVALID_TIMESTAMP.value: "timestamp outside 1990..2100",
     QuarantineReason.MALFORMED_RECORD.value: "status is not open, closed or no_response",
     QuarantineReason.OVERSIZED_RECORD.value: "banner longer than the limit",
+    QuarantineReason.MISSING_TIMESTAMP.value: "no timestamp in the record, and none for its file (sidecar scan_start_us)",
+    QuarantineReason.OUTSIDE_WEEK.value: "timestamp outside the week's window (the ISO week plus the slack)",
 }
 
 

@@ -74,6 +74,8 @@ class Quality:
     damaged: DataTable             # damaged files and their damage kinds
     ports_assumed: int = 0         # records whose port is a zgrab2 module default (no evidence)
     ports_given: int = 0           # files whose one port came from a sidecar or file name
+    excluded_special: int = 0      # records in IANA special-purpose space (excluded)
+    special_allowed: bool = False  # the run kept special-purpose space (a test network)
 
 
 @dataclasses.dataclass(frozen=True)

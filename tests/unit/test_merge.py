@@ -5,13 +5,13 @@ from hypothesis import given, settings, strategies as st
 from pipelines.merge import merge_bucket
 from pipelines.normalize import normalize_batch
 from pipelines.schema import PROVENANCE_COLUMNS
-from tests.helpers import raw_batch
+from tests.helpers import raw_batch, lab_limits
 
 T = 1_379_000_000
 
 
 def work(rows, **kw):
-    return pa.Table.from_batches([normalize_batch(raw_batch(rows, **kw)).work])
+    return pa.Table.from_batches([normalize_batch(raw_batch(rows, **kw), lab_limits()).work])
 
 
 def test_masscan_http_port_becomes_one_row_with_its_banners():
