@@ -73,6 +73,15 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                    help=f"flag addresses open on at least this many ports (default: {th.many_ports})")
     p.add_argument("-k", type=int, default=10, dest="k",
                    help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
+    p.add_argument("--week-slack", type=int, default=c.DEFAULT_WEEK_SLACK_HOURS, metavar="HOURS",
+                   dest="week_slack_hours",
+                   help="records up to this many hours before or after the ISO week still belong to it "
+                        "(scans across midnight Sunday); others are quarantined as outside_week "
+                        f"(default: {c.DEFAULT_WEEK_SLACK_HOURS})")
+    p.add_argument("--allow-special-purpose", action="store_true",
+                   help="keep addresses in IANA special-purpose space (private, loopback, documentation, "
+                        "benchmarking ...) instead of excluding them: for scans of a test network only; "
+                        "the manifest and the site say so")
     p.add_argument("--force", action="store_true",
                    help="process even if inputs, opt-outs, GeoIP data and code are unchanged")
     p.add_argument("--site", default="site",
@@ -197,6 +206,8 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
             getattr(args, "many_ports", ResponderThresholds.many_ports)),
         country_db=args.geoip_country_db or None, asn_db=args.geoip_asn_db or None,
         geoip_cache=args.geoip_cache,
+        week_slack_hours=getattr(args, "week_slack_hours", c.DEFAULT_WEEK_SLACK_HOURS),
+        allow_special_purpose=getattr(args, "allow_special_purpose", False),
         pause_at=os.environ.get(faults.ENV)).validate()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pipelines.normalize import Limits
+from pipelines.normalize import DEFAULT_WEEK_SLACK_HOURS, Limits, week_window
 from pipelines.responders import ResponderThresholds
 
 # The embedded default GeoIP data (DB-IP Lite, CC BY 4.0) ships in the repo as
@@ -59,6 +59,8 @@ class RunConfig:
     partition_ports: tuple[int, ...] = DEFAULT_PARTITION_PORTS
     k: int = 10                     # public cells: values seen on fewer hosts fold into "other"
     pause_at: str | None = None     # crash-test seam, see pipelines/faults.py
+    week_slack_hours: int = DEFAULT_WEEK_SLACK_HOURS   # records this far outside the ISO week still count
+    allow_special_purpose: bool = False   # keep IANA special-purpose space (test networks only)
 
     def validate(self) -> "RunConfig":
         from pipelines.discover import DiscoveryError, check_week
@@ -82,6 +84,8 @@ class RunConfig:
                 load_optout(self.exclude)  # parse errors surface now, not on a worker
             except OptOutError as exc:
                 raise ConfigError(str(exc)) from None
+        if not 0 <= self.week_slack_hours <= 168:
+            raise ConfigError(f"--week-slack must be 0..168 hours, not {self.week_slack_hours}")
         if self.k < 1:
             raise ConfigError(f"-k must be at least 1, not {self.k}")
         th = self.responders
@@ -98,6 +102,11 @@ class RunConfig:
                     raise ConfigError(f"{flag}: {exc}") from None
         return self
 
+    def normalize_limits(self) -> Limits:
+        """The validation limits with this week's time window."""
+        return dataclasses.replace(self.limits, window=week_window(self.week, self.week_slack_hours),
+                                   exclude_special_purpose=not self.allow_special_purpose)
+
     def run_info(self) -> dict:
         """What the manifest records about how the week was processed (no clock)."""
         from pipelines.state import file_sha256
@@ -111,9 +120,22 @@ class RunConfig:
             "optout": _optout_summary(self.exclude),
             "responder_thresholds": dataclasses.asdict(self.responders),
             "k": self.k,
+            "week_window": _window_info(self.week, self.week_slack_hours),
+            "special_purpose": _special_info(self.allow_special_purpose),
             "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
         }
         return info
+
+
+def _window_info(week: str, slack_hours: int) -> dict:
+    from pipelines.manifest import iso_us
+    lo, hi = week_window(week, slack_hours)
+    return {"start": iso_us(lo), "end": iso_us(hi), "slack_hours": slack_hours}
+
+
+def _special_info(allowed: bool) -> dict:
+    from pipelines.special_purpose import default
+    return {"excluded": not allowed, **default().summary()}
 
 
 def _optout_summary(path: str | None) -> dict | None:

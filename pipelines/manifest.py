@@ -28,11 +28,14 @@ class IdentityError(Exception):
 
 
 def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
-                   run_info: dict) -> dict:
+                   run_info: dict, seen: tuple[int | None, int | None] = (None, None)) -> dict:
+    """``seen``: the earliest first_seen and latest last_seen of the clean
+    rows (UTC microseconds), shown beside the week's window."""
     files_counts = counts.get("files", {})
     files = []
     totals = {k: 0 for k in COUNT_KEYS}
     reasons_total: dict[str, int] = {}
+    excluded_total: dict[str, int] = {}     # ExclusionReason value -> records
     damaged = 0
     for rep in sorted(reports, key=lambda r: r["file"]):
         c = files_counts.get(rep["file"], {})
@@ -51,6 +54,7 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
             "excluded": c.get("excluded", 0),
             "merged": c.get("merged", 0),
             "quarantine_reasons": dict(sorted(c.get("reasons", {}).items())),
+            "excluded_reasons": dict(sorted(c.get("excluded_reasons", {}).items())),
             "damaged": bool(rep["damage"]),
             "damage": rep["damage"],
         }
@@ -59,6 +63,8 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
             totals[k] += entry[k]
         for r, n in entry["quarantine_reasons"].items():
             reasons_total[r] = reasons_total.get(r, 0) + n
+        for r, n in entry["excluded_reasons"].items():
+            excluded_total[r] = excluded_total.get(r, 0) + n
         damaged += entry["damaged"]
         files.append(entry)
     totals["identity_holds"] = (totals["read"] == sum(totals[k] for k in COUNT_KEYS[1:])
@@ -70,12 +76,36 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "files_read": len(files),
         "files_damaged": damaged,
         "quarantine_reasons": dict(sorted(reasons_total.items())),
+        "excluded_reasons": dict(sorted(excluded_total.items())),
         "coverage": coverage(files),
+        "port_evidence": port_evidence(files),
+        "time": {"first_seen": iso_us(seen[0]), "last_seen": iso_us(seen[1]),
+                 "window": run_info.get("week_window")},
         "observations": written,
         "run": run_info,
         "files": files,
         "schema": {"clean": field_docs(CLEAN_SCHEMA), "quarantine": field_docs(QUARANTINE_SCHEMA)},
     }
+
+
+def iso_us(us: int | None) -> str | None:
+    """UTC microseconds as ISO 8601 text (``2013-09-09T00:00:00Z``)."""
+    if us is None:
+        return None
+    import datetime
+    t = datetime.datetime.fromtimestamp(us / 1_000_000, datetime.timezone.utc)
+    return t.isoformat(timespec="microseconds" if us % 1_000_000 else "seconds").replace("+00:00", "Z")
+
+
+def port_evidence(files: list[dict]) -> dict:
+    """Where ports did not come from the records themselves: zgrab2 records
+    whose port is the module's default (``assumed``, counted per file), and
+    bare zmap lists whose one port came from the sidecar or the file name."""
+    assumed = {f["file"]: f["facts"]["ports_assumed"] for f in files if f["facts"].get("ports_assumed")}
+    given = {f["file"]: {"source": f["facts"]["port_source"], "port": f["facts"].get("file_port")}
+             for f in files if f["facts"].get("port_source") in ("sidecar", "filename")}
+    return {"records_port_assumed": sum(assumed.values()), "files_port_assumed": assumed,
+            "files_port_given": given}
 
 
 def check_identity(manifest: dict) -> None:

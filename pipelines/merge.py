@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.iputil import ip16_text, ip16_to_hilo
-from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA
+from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA, PORT_SOURCES
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
 BANNER_ONLY_RANK = 3
@@ -99,12 +99,24 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
         **host_key,
         "source_file": rep.column("source_file"),
         "source_offset": rep.column("source_offset"),
+        "port_source": _port_sources(work.column("port_source"), order_np, first),
     }, schema=OBSERVATION_SCHEMA).append_column("ip16", rep.column("ip16"))
 
     accepted = _counts(rep.column("source_file"))
     everything = _counts(work.column("source_file").take(order))
     merged = {f: c - accepted.get(f, 0) for f, c in everything.items() if c - accepted.get(f, 0)}
     return MergeResult(clean, accepted, merged)
+
+
+def _port_sources(codes, order: np.ndarray, first: np.ndarray) -> pa.Array:
+    """Per group the best evidence for its port (lowest PORT_SOURCES index):
+    one record that names the port confirms it for the whole observation."""
+    codes = codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
+    if codes.null_count == len(codes):
+        return pa.repeat(pa.scalar(PORT_SOURCES[0]), len(first))
+    c = pc.fill_null(codes, 0).to_numpy(zero_copy_only=False)[order]
+    best = np.minimum.reduceat(c, first)
+    return pa.array(PORT_SOURCES, pa.string()).take(pa.array(best))
 
 
 def _sort_keys(work: pa.Table, rank: pa.Array) -> pa.Table:

@@ -7,11 +7,13 @@
   for hash-partitioned dedup);
 * ``quarantine``: QUARANTINE_SCHEMA rows, one per invalid record, with the
   first failing check as the reason;
-* ``excluded``: per-file counts of valid rows inside the opt-out list (they
-  are counted, never kept and never quarantined).
+* ``excluded``: per-file counts of valid rows inside the opt-out list, and
+  ``special``: of valid rows in IANA special-purpose space (both counted,
+  never kept and never quarantined).
 
 Checks run in a fixed order so a record with several problems always gets
-the same reason: ip, port, transport, timestamp, status, banner size.
+the same reason: ip, port, transport, timestamp (absurd, missing, outside
+the week's window), status, banner size.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.iputil import IP16, ip16_to_hilo, parse_ips
-from pipelines.schema import HOST_KEY_FIELDS, QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS, QuarantineReason
+from pipelines.schema import (HOST_KEY_FIELDS, PORT_SOURCES, QUARANTINE_SCHEMA, TIMESTAMP, TRANSPORTS,
+                              QuarantineReason)
 from scanners.base import MAX_BANNER_BYTES, excerpt
 
 # Timestamps outside this window cannot come from a scanner (masscan's epoch
@@ -41,19 +44,44 @@ WORK_SCHEMA = pa.schema([
     ("tool", pa.string()), ("tool_version", pa.string()),
     ("source_file", pa.string()), ("source_offset", pa.int64()),
     ("bucket_key", pa.uint64()),     # per /24 or /48 network, see bucket_keys
-] + [(f.name, f.type) for f in HOST_KEY_FIELDS])
+] + [(f.name, f.type) for f in HOST_KEY_FIELDS] + [
+    ("port_source", pa.int8()),      # PORT_SOURCES index; null: the record names its port
+])
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_banner_bytes: int = MAX_BANNER_BYTES
+    # [start, end) in UTC microseconds a record's time must fall in (the week
+    # with its slack, see week_window); None: only the 1990..2100 check.
+    window: tuple[int, int] | None = None
+    # Exclude IANA special-purpose space (pipelines/special_purpose.py); off
+    # only for scans of test networks (--allow-special-purpose).
+    exclude_special_purpose: bool = True
+
+
+DEFAULT_WEEK_SLACK_HOURS = 24
+
+
+def week_window(week: str, slack_hours: int = DEFAULT_WEEK_SLACK_HOURS) -> tuple[int, int]:
+    """[start, end) of ISO ``week`` (Monday 00:00 UTC to the next Monday),
+    widened by ``slack_hours`` on each side for scans that run across
+    midnight Sunday, in microseconds."""
+    import datetime
+    year, num = week.split("-W")
+    monday = datetime.datetime.combine(datetime.date.fromisocalendar(int(year), int(num), 1),
+                                       datetime.time(), tzinfo=datetime.timezone.utc)
+    start = int(monday.timestamp()) * 1_000_000
+    slack = slack_hours * 3_600_000_000
+    return start - slack, start + 7 * 86_400_000_000 + slack
 
 
 @dataclasses.dataclass
 class NormalizeResult:
     work: pa.RecordBatch
     quarantine: pa.RecordBatch | None
-    excluded: dict[str, int]          # source_file -> records excluded
+    excluded: dict[str, int]          # source_file -> records excluded (opt-out)
+    special: dict[str, int] = dataclasses.field(default_factory=dict)   # -> excluded as special_purpose
 
 
 ExcludedFn = Callable[[pa.FixedSizeBinaryArray, np.ndarray], np.ndarray]
@@ -87,6 +115,12 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     has_ts = ~_isnull(ts)
     fail(has_ts & ((ts_np < MIN_TIMESTAMP_US) | (ts_np > MAX_TIMESTAMP_US)),
          QuarantineReason.INVALID_TIMESTAMP)
+    # The readers already gave a record without a time its file's (sidecar
+    # scan start, scanner header); still none: it cannot be placed in a week.
+    fail(~has_ts, QuarantineReason.MISSING_TIMESTAMP)
+    if limits.window is not None:
+        lo, hi = limits.window
+        fail((ts_np < lo) | (ts_np >= hi), QuarantineReason.OUTSIDE_WEEK)
 
     status = pc.utf8_lower(batch.column("status"))
     fail(~_isnull(status) & ~_np(pc.is_in(status, pa.array(STATUSES))), QuarantineReason.MALFORMED_RECORD)
@@ -101,6 +135,13 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     quarantine = _quarantine_rows(batch, np.flatnonzero(bad), code) if bad.any() else None
 
     good = ~bad
+    sp_counts: dict[str, int] = {}
+    if limits.exclude_special_purpose and good.any():
+        from pipelines.special_purpose import default as special_purpose
+        sp = special_purpose().contains(ips.ip16, ips.version) & good
+        if sp.any():
+            sp_counts = _count_by_file(batch, sp)
+            good &= ~sp
     ex_counts: dict[str, int] = {}
     if excluded is not None and good.any():
         ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & good
@@ -126,12 +167,24 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
         batch.column("source_offset"),
         pa.array(bucket_keys(ips.ip16, port, transport), pa.uint64()),
         *(batch.column(f.name) for f in HOST_KEY_FIELDS),
+        _port_source_codes(batch.column("port_source")),
     ], schema=WORK_SCHEMA)
     # Usually every row is good: then nothing is copied here (the bucket split
     # copies each row once anyway); else one filter over the whole batch.
     if not good.all():
         work = work.filter(pa.array(good))
-    return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts)
+    return NormalizeResult(work=work, quarantine=quarantine, excluded=ex_counts, special=sp_counts)
+
+
+def _port_source_codes(col: pa.Array) -> pa.Array:
+    """RAW ``port_source`` text -> int8 PORT_SOURCES index (null stays null:
+    the record named its port; nearly every batch is all null, and costs nothing)."""
+    if col.null_count == len(col):
+        return pa.nulls(len(col), pa.int8())
+    code = pc.index_in(col, value_set=pa.array(PORT_SOURCES))
+    # A value outside the enum is a reader bug; never let it pass as evidence.
+    code = pc.if_else(pc.and_(pc.is_valid(col), pc.is_null(code)), PORT_SOURCES.index("assumed"), code)
+    return code.cast(pa.int8())
 
 
 def bucket_keys(ip16: pa.FixedSizeBinaryArray, port: pa.Array, transport: pa.Array) -> np.ndarray:
@@ -180,6 +233,8 @@ _DETAIL = {
     QuarantineReason.INVALID_TIMESTAMP.value: "timestamp outside 1990..2100",
     QuarantineReason.MALFORMED_RECORD.value: "status is not open, closed or no_response",
     QuarantineReason.OVERSIZED_RECORD.value: "banner longer than the limit",
+    QuarantineReason.MISSING_TIMESTAMP.value: "no timestamp in the record, and none for its file (sidecar scan_start_us)",
+    QuarantineReason.OUTSIDE_WEEK.value: "timestamp outside the week's window (the ISO week plus the slack)",
 }
 
 

@@ -38,7 +38,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at))
     spill = shuffle_dir if cfg.shuffle == "files" else None
-    norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.limits, cfg.exclude, spill)
+    norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.normalize_limits(), cfg.exclude, spill)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows)
     enriched = (dedup[CLEAN]
                 | "FlagResponders" >> FlagResponders(cfg.responders)

@@ -55,6 +55,29 @@ class QuarantineReason(str, enum.Enum):
     UNKNOWN_RECORD_TYPE = "unknown_record_type"    # e.g. -oB record type byte
     UNREADABLE_DATA = "unreadable_data"            # bytes after damage that could
                                                    # not be resynchronised
+    OUTSIDE_WEEK = "outside_week"                  # timestamp outside the week's window
+    MISSING_TIMESTAMP = "missing_timestamp"        # no time in the record nor for its file
+
+
+class ExclusionReason(str, enum.Enum):
+    """Why a valid record was *excluded* (counted, never kept)."""
+
+    OPTOUT = "optout"                      # inside the opt-out list
+    SPECIAL_PURPOSE = "special_purpose"    # IANA special-purpose space, not the public Internet
+
+
+class PortSource(str, enum.Enum):
+    """Where a row's port came from (closed vocabulary, best evidence first).
+    A port that no record, sidecar or file name states is the tool's default
+    and is published as such, never silently as a fact."""
+
+    RECORD = "record"        # the record names it (masscan, zmap sport, zgrab2 URL/port/error)
+    SIDECAR = "sidecar"      # the landing sidecar or ``land --port``
+    FILENAME = "filename"    # a trailing ``_p<port>`` in a bare zmap list's file name
+    ASSUMED = "assumed"      # the zgrab2 module's default port: nothing in the data says so
+
+
+PORT_SOURCES = tuple(p.value for p in PortSource)   # index = rank: lower is better evidence
 
 
 class DamageKind(str, enum.Enum):
@@ -105,7 +128,10 @@ RAW_SCHEMA = pa.schema([
     _f("tool_version", pa.string(), "Version of the tool that wrote the file, where known."),
     _f("source_file", pa.string(), "File the record was read from."),
     _f("source_offset", pa.int64(), "Byte offset of the record in the decompressed file."),
-] + HOST_KEY_FIELDS)
+] + HOST_KEY_FIELDS + [
+    _f("port_source", pa.string(), "Where the port came from when the record does not name it: "
+       "sidecar, filename or assumed (a PortSource value); null: the record names it."),
+])
 
 OBSERVATION_SCHEMA = pa.schema([
     _f("week", pa.string(), "ISO week of the scan, e.g. 2013-W37.", nullable=False),
@@ -128,6 +154,9 @@ OBSERVATION_SCHEMA = pa.schema([
     *HOST_KEY_FIELDS,
     _f("source_file", pa.string(), "Provenance: file of the representative record."),
     _f("source_offset", pa.int64(), "Provenance: byte offset of the representative record."),
+    _f("port_source", pa.string(), "Where the port came from, best evidence among the merged records: "
+       "record, sidecar, filename or assumed (the tool's default port; nothing in the data says so).",
+       nullable=False),
 ])
 
 # Columns later stages add to each observation (pipelines/responders.py,

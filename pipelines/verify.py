@@ -28,6 +28,21 @@ class FileCheck:
     quarantined: int
     footer: bool | None
     damage: list[dict]
+    facts: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def port_note(self) -> str | None:
+        """Ports the records do not state: zgrab2 module defaults, a bare
+        list's port from its sidecar or file name."""
+        n = self.facts.get("ports_assumed")
+        if n:
+            return f"{n:,} ports assumed (zgrab2 module default)"
+        src, port = self.facts.get("port_source"), self.facts.get("file_port")
+        if src == "filename":
+            return f"port {port} from the file name"
+        if src == "sidecar":
+            return f"port {port} from the sidecar"
+        return None
 
     @property
     def ok(self) -> bool:
@@ -35,7 +50,9 @@ class FileCheck:
 
 
 def check_file(f: RawFile) -> FileCheck:
+    from pipelines.transforms.read import _sidecar   # the same hints the pipeline's reader gets
     ctx = ReadContext(source=f.name, batch_rows=200_000)
+    ctx.facts.update(_sidecar(f.path))
     rows = 0
 
     def chunks():
@@ -53,7 +70,8 @@ def check_file(f: RawFile) -> FileCheck:
         name=f.name, bytes=f.size, format=ctx.facts.get("format", "unknown"),
         compression=ctx.facts.get("compression", "none"), records=ctx.records_read,
         quarantined=ctx.quarantined, footer=ctx.facts.get("footer"),
-        damage=[{"kind": d.kind.value, "offset": d.offset, "detail": d.detail} for d in ctx.damages])
+        damage=[{"kind": d.kind.value, "offset": d.offset, "detail": d.detail} for d in ctx.damages],
+        facts={k: v for k, v in ctx.facts.items() if k in ("ports_assumed", "port_source", "file_port")})
 
 
 def verify_week(raw: str, week: str, progress=None) -> list[FileCheck]:
@@ -73,6 +91,8 @@ def format_checks(checks: list[FileCheck]) -> str:
             f"{d['kind']} at byte {d['offset']}" if d["offset"] is not None else d["kind"] for d in c.damage)
         if c.ok and c.footer is False:
             state = "no footer"
+        if c.port_note:
+            state += f"; {c.port_note}"
         lines.append(f"{c.name[-44:]:<44} {c.format:<17} {c.compression:<6} {c.records:>10,} "
                      f"{c.quarantined:>6,}  {state}")
     bad = sum(not c.ok for c in checks)

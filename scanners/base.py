@@ -102,15 +102,22 @@ class RawColumns:
         self.tool = tool
         self._cols: dict[str, list] = {n: [] for n in self._PER_ROW}
         self._keys: dict[str, list] = {}   # host-key columns, only once a row has a key
+        self._port_source: list | None = None   # only once a row's port is not the record's own
 
     def __len__(self) -> int:
         return len(self._cols["ip"])
 
     def add(self, *, ip, port, transport, status=None, reason=None, ttl=None,
-            timestamp_us=None, service=None, banner=None, offset=None, key: dict | None = None) -> None:
+            timestamp_us=None, service=None, banner=None, offset=None, key: dict | None = None,
+            port_source: str | None = None) -> None:
         """``key``: an SSH host key as {algorithm, fingerprint_sha256, bits,
-        modulus, exponent} (zgrab2 ssh), else None."""
+        modulus, exponent} (zgrab2 ssh), else None. ``port_source``: a
+        PortSource value when the record does not name its port, else None."""
         c = self._cols
+        if port_source is not None or self._port_source is not None:
+            if self._port_source is None:
+                self._port_source = [None] * len(self)
+            self._port_source.append(port_source)
         if key is not None or self._keys:
             if not self._keys:
                 self._keys = {name: [None] * len(self) for name in _KEY_COLS}
@@ -156,8 +163,11 @@ class RawColumns:
         }
         for name, values in self._keys.items():
             arrays[name] = pa.array(values, RAW_SCHEMA.field(name).type)
+        if self._port_source is not None:
+            arrays["port_source"] = pa.array(self._port_source, pa.string())
         self._cols = {k: [] for k in self._PER_ROW}
         self._keys = {}
+        self._port_source = None
         return raw_batch(arrays, n)
 
 

@@ -53,3 +53,11 @@ def ssh_wire_fields(blob: bytes) -> list[bytes]:
         out.append(blob[pos + 4:pos + 4 + n])
         pos += 4 + n
     return out
+
+
+# Test rows use documentation and private addresses (192.0.2.x, 10.x, 2001:db8::):
+# special-purpose space, which the pipeline excludes by default. Tests that are
+# not about that exclusion keep it explicitly, as a test-network run does.
+def lab_limits(**kw):
+    from pipelines.normalize import Limits
+    return Limits(exclude_special_purpose=False, **kw)

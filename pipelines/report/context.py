@@ -72,6 +72,10 @@ class Quality:
     identity_holds: bool
     reasons: DataTable             # quarantined by reason
     damaged: DataTable             # damaged files and their damage kinds
+    ports_assumed: int = 0         # records whose port is a zgrab2 module default (no evidence)
+    ports_given: int = 0           # files whose one port came from a sidecar or file name
+    excluded_special: int = 0      # records in IANA special-purpose space (excluded)
+    special_allowed: bool = False  # the run kept special-purpose space (a test network)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,7 +110,11 @@ def quality(week: str, manifest: dict) -> Quality:
         files_read=manifest.get("files_read", 0), files_damaged=manifest.get("files_damaged", 0),
         read=t.get("read", 0), accepted=t.get("accepted", 0), quarantined=t.get("quarantined", 0),
         merged=t.get("merged", 0), excluded=t.get("excluded", 0),
-        identity_holds=bool(t.get("identity_holds")), reasons=reasons, damaged=damaged)
+        identity_holds=bool(t.get("identity_holds")), reasons=reasons, damaged=damaged,
+        ports_assumed=(manifest.get("port_evidence") or {}).get("records_port_assumed", 0),
+        ports_given=len((manifest.get("port_evidence") or {}).get("files_port_given", {})),
+        excluded_special=(manifest.get("excluded_reasons") or {}).get("special_purpose", 0),
+        special_allowed=((manifest.get("run") or {}).get("special_purpose") or {}).get("excluded") is False)
 
 
 def summary(ix: WeekIndex) -> WeekSummary:

@@ -18,6 +18,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.merge import merge_bucket
 from pipelines.normalize import Limits, normalize_batch, pack, unpack
+from pipelines.schema import ExclusionReason
 from pipelines.spill import Part, in_pass, passes_for, read_part, spill_name, write_parts
 from pipelines.transforms.common import split_by_kind
 
@@ -49,9 +50,9 @@ class _NormalizeFn(beam.DoFn):
         if res.quarantine is not None:
             self.quarantined.inc(res.quarantine.num_rows)
             yield QUARANTINE, res.quarantine
-        if res.excluded:
-            self.excluded.inc(sum(res.excluded.values()))
-            yield COUNTS, {"files": {f: {"excluded": c} for f, c in res.excluded.items()}}
+        if res.excluded or res.special:
+            self.excluded.inc(sum(res.excluded.values()) + sum(res.special.values()))
+            yield COUNTS, {"files": _excluded_counts(res.excluded, res.special)}
         work = res.work
         if work.num_rows == 0:
             return
@@ -74,9 +75,21 @@ class _NormalizeFn(beam.DoFn):
             yield WORK, (int(sorted_b[s]), pack(work.take(pa.array(order[s:e]))))
 
 
+def _excluded_counts(optout: dict, special: dict) -> dict:
+    """{file: {"excluded": n, "excluded_reasons": {reason: n}}} (ExclusionReason values)."""
+    out: dict = {}
+    for reason, counts in ((ExclusionReason.OPTOUT, optout), (ExclusionReason.SPECIAL_PURPOSE, special)):
+        for f, c in counts.items():
+            e = out.setdefault(f, {"excluded": 0, "excluded_reasons": {}})
+            e["excluded"] += c
+            e["excluded_reasons"][reason.value] = c
+    return out
+
+
 class Normalize(beam.PTransform):
     """PCollection[RAW batch] -> {work: (bucket, packed WORK batch or spill
-    Part), quarantine: batch, counts: {"files": {name: {"excluded": n}}}}.
+    Part), quarantine: batch, counts: {"files": {name: {"excluded": n,
+    "excluded_reasons": {"optout" | "special_purpose": n}}}}}.
 
     With ``shuffle_dir`` the rows go to files there (pipelines/spill.py) and
     only references cross the shuffle; without it the packed rows do."""

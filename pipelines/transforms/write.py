@@ -85,7 +85,12 @@ class _WriteCleanFn(beam.DoFn):
             port = "other" if file == OTHER_KEY else file
             write_parquet(table.slice(start, size), clean_path(self.root, port, part))
             counts[str(port)] = size
-        yield {"rows": table.num_rows, "by_port": counts}
+        out = {"rows": table.num_rows, "by_port": counts}
+        if table.num_rows:
+            # The week's actual time span, for the manifest (min/max, not summed).
+            out["seen"] = (pc.min(table.column("first_seen")).cast(pa.int64()).as_py(),
+                           pc.max(table.column("last_seen")).cast(pa.int64()).as_py())
+        yield out
 
 
 class WriteClean(beam.PTransform):
@@ -149,10 +154,13 @@ class _ManifestFn(beam.DoFn):
         reports, counts, written = [], [], []
         for kind, payload in items:
             {"report": reports, "counts": counts, "written": written}[kind].append(payload)
-        w = sum_dicts(written)
+        spans = [x["seen"] for x in written if x.get("seen")]
+        seen = (min((a for a, _ in spans if a is not None), default=None),
+                max((b for _, b in spans if b is not None), default=None))
+        w = sum_dicts({k: v for k, v in x.items() if k != "seen"} for x in written)
         manifest = build_manifest(self.week, reports, sum_dicts(counts),
                                   {"rows": w.get("rows", 0), "by_port": w.get("by_port", {})},
-                                  self.run_info)
+                                  self.run_info, seen)
         with FileSystems.create(FileSystems.join(self.root, "manifest.json")) as h:
             h.write(dumps(manifest).encode())
         yield manifest

@@ -9,8 +9,15 @@ Sample (zgrab2 testdata ``ftp-default.json``; zgrab2 writes it on one line)::
 
 * ``data`` may hold several modules (multiple-module ini runs); its keys are
   the scan names, ``protocol`` says which module ran.
-* The port is the module's ``port`` when written, else the module's default
-  port (``DEFAULT_PORTS``); zgrab2 does not record ``--port`` otherwise.
+* The port comes from evidence, best first (``port_source``, see
+  ``record_port``): the module's ``port`` when written; the first HTTP
+  request's URL (``result.response.request.url.host``: zgrab2's
+  ``getHTTPURL`` omits the port only when it is the scheme's default, so
+  ``host`` alone means 80 for http and 443 for https); the target's
+  ``ip:port`` in a Go dial/read error (``dial tcp 192.0.2.1:8080: ...``).
+  Else the landing sidecar's ``port_hint`` (``land --port``), else the
+  module's default port (``DEFAULT_PORTS``), marked ``assumed`` and counted
+  in ``facts["ports_assumed"]``: zgrab2 does not record ``--port``.
 * ``status`` (zgrab2 ``status.go``) becomes open / closed / no_response via
   ``STATUS``; the zgrab2 word is kept as ``reason``.
 * Banners are JSON strings re-encoded as UTF-8. zgrab2 (Go) already replaced
@@ -143,29 +150,80 @@ def _module(off, raw, ip, name, mod, cols: RawColumns, ctx: ReadContext) -> None
         return
     protocol = mod.get("protocol") if isinstance(mod.get("protocol"), str) else name
     result = mod.get("result")
-    port = mod.get("port")
+    port, source = mod.get("port"), None
+    if port is None:
+        port = record_port(protocol, result, mod.get("error"), ip)
     if port is None:
         # zgrab2 does not write --port; the landing sidecar can say it.
-        port = ctx.facts.get("port_hint")
+        port, source = _hint(ctx), "sidecar"
     if port is None:
-        port = 443 if protocol == "http" and _uses_tls(result) else DEFAULT_PORTS.get(protocol)
+        port, source = DEFAULT_PORTS.get(protocol), "assumed"
+        if protocol == "http" and _uses_tls(result):
+            port = 443
         if port is None:
             ctx.quarantine(off, Q.MISSING_FIELD, "zgrab2 module has no port and no known default port", raw)
             return
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         ctx.quarantine(off, Q.INVALID_PORT, "zgrab2 port is not an integer in 0..65535", raw)
         return
-    ts = parse_iso_us(mod["timestamp"]) if isinstance(mod.get("timestamp"), str) else None
-    if ts is None:
-        ctx.quarantine(off, Q.INVALID_TIMESTAMP, "zgrab2 timestamp missing or not RFC 3339", raw)
+    stamp = mod.get("timestamp")
+    ts = parse_iso_us(stamp) if isinstance(stamp, str) else None
+    if stamp is not None and ts is None:
+        ctx.quarantine(off, Q.INVALID_TIMESTAMP, "zgrab2 timestamp is not RFC 3339", raw)
         return
+    if ts is None:
+        # No time of its own: the file's (sidecar scan start), else validation
+        # quarantines it as missing_timestamp.
+        ts = _file_time(ctx)
+    if source == "assumed":
+        ctx.facts["ports_assumed"] = ctx.facts.get("ports_assumed", 0) + 1
     transport = "udp" if protocol in UDP_MODULES else "tcp"
     key = host_key_columns(result) if protocol == "ssh" else None
     cols.add(ip=ip, port=port, transport=transport, status=status, reason=word,
-             timestamp_us=ts, offset=off, key=key)
+             timestamp_us=ts, offset=off, key=key, port_source=source)
     for service, text in banners(protocol, result):
         cols.add(ip=ip, port=port, transport=transport, timestamp_us=ts, service=service,
-                 banner=text.encode("utf-8", "surrogatepass"), offset=off)
+                 banner=text.encode("utf-8", "surrogatepass"), offset=off, port_source=source)
+
+
+def _hint(ctx: ReadContext) -> int | None:
+    hint = ctx.facts.get("port_hint")
+    if isinstance(hint, str) and hint.strip().isdigit():
+        hint = int(hint)
+    return hint if isinstance(hint, int) and not isinstance(hint, bool) and 0 <= hint <= 65535 else None
+
+
+def _file_time(ctx: ReadContext) -> int | None:
+    t = ctx.facts.get("scan_start_us")
+    return t if isinstance(t, int) and not isinstance(t, bool) else None
+
+
+_SCHEME_PORT = {"http": 80, "https": 443}
+# Go's net errors name the target as host:port: "dial tcp 192.0.2.1:8080: i/o
+# timeout", "read tcp 198.51.100.7:40000->192.0.2.1:8080: ...", IPv6 in [].
+_NET_ERROR = re.compile(r"\b(?:dial|read|write) (?:tcp|udp)[46]? (?:\S+->)?(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d{1,5})\b")
+
+
+def record_port(protocol: str, result, error, ip: str) -> int | None:
+    """The port the record itself names, or None: the first HTTP request's URL
+    (a redirect chain starts at the scanned port), else the target's
+    ``ip:port`` in a Go network error."""
+    if protocol == "http":
+        chain = _get(result, "redirect_response_chain")
+        first = chain[0] if isinstance(chain, list) and chain else _get(result, "response")
+        url = _get(first, "request", "url")
+        host, scheme = _get(url, "host"), _get(url, "scheme")
+        if isinstance(host, str) and host and scheme in _SCHEME_PORT:
+            m = re.search(r":(\d{1,5})\Z", host)
+            if m and (host.startswith("[") or host.count(":") == 1):
+                p = int(m.group(1))
+                return p if p <= 65535 else None
+            return _SCHEME_PORT[scheme]
+    if isinstance(error, str):
+        for m in _NET_ERROR.finditer(error[:4096]):
+            if m.group(1).strip("[]") == ip and int(m.group(2)) <= 65535:
+                return int(m.group(2))
+    return None
 
 
 # -- SSH host keys --------------------------------------------------------------

@@ -17,7 +17,11 @@ Samples (zmap 2.1.1, ``tests/fixtures/real/``)::
   is a retransmission the pipeline merges), ``success=0`` is ``closed``;
   ``reason`` is the ``classification`` (synack, rst, echoreply, ...).
 * A bare list holds neither port nor time nor outcome: the port comes from
-  ``ctx.facts["port_hint"]`` (landing sidecar) or a ``_p<port>`` file name;
+  ``ctx.facts["port_hint"]`` (landing sidecar), else a file name whose stem
+  *ends* in ``_p<port>``, ``-p<port>`` or ``_port<port>`` (``zmap_p443.csv``,
+  ``scan-port8080.txt.gz``; nowhere else in the name), and every row says so
+  in ``port_source`` (``sidecar`` / ``filename``); the time is the sidecar's
+  ``scan_start_us``, else validation quarantines it (``missing_timestamp``);
   ``-O csv`` without ``-f`` also lists RST hosts, so such a file sets
   ``facts["open_only_unverified"]``.
 """
@@ -50,7 +54,7 @@ UDP_ONLY = {"udp-pkt-size", "data", "icmp-responder", "icmp-unreach-str"}
 ICMP_FIELDS = {"type", "code", "icmp-id"}
 
 NO_PORT = "bare zmap IP list has no port: land it with a sidecar giving the port"
-FILE_PORT = re.compile(r"(?:^|[/_.-])p(\d{1,5})(?=[_.-]|$)")
+FILE_PORT = re.compile(r"(?:^|[_-])p(?:ort)?(\d{1,5})\Z")   # on the stem: "zmap_p443" of zmap_p443.csv.gz
 IP_SHAPE = r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$|^[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 _FIELD_NAME = re.compile(rb"[a-z][a-z0-9_-]*\Z")
 
@@ -106,6 +110,7 @@ class Plan:
     use_sport: bool
     port: int | None          # fixed port when rows carry none (ICMP: 0, else the hint)
     hint_port: int | None     # fills a null sport (udp icmp-unreach rows)
+    port_source: str | None   # PortSource of port / hint_port (None: the rows' own sport)
     ts_mode: str | None       # "ts", "str" or None (no time in the file)
     fixed_ts: int | None
 
@@ -115,15 +120,17 @@ def canonical(name: str) -> str:
 
 
 def port_hint(ctx: ReadContext) -> tuple[int | None, str | None]:
-    """(port, where from): the landing sidecar first, else a ``_p<port>`` file name."""
+    """(port, PortSource value): the landing sidecar first, else a file name
+    stem ending in ``_p<port>`` / ``-p<port>`` / ``_port<port>``."""
     hint = ctx.facts.get("port_hint")
     if isinstance(hint, str) and hint.strip().isdigit():
         hint = int(hint)
     if isinstance(hint, int) and not isinstance(hint, bool) and 0 <= hint <= 65535:
         return hint, "sidecar"
-    found = {int(p) for p in FILE_PORT.findall(re.split(r"[/\\]", ctx.source)[-1])}
-    if len(found) == 1 and (p := found.pop()) <= 65535:   # two different _p<n>: ambiguous
-        return p, "file_name"
+    stem = re.split(r"[/\\]", ctx.source)[-1].split(".", 1)[0]
+    m = FILE_PORT.search(stem)
+    if m and int(m.group(1)) <= 65535:
+        return int(m.group(1)), "filename"
     return None, None
 
 
@@ -136,10 +143,12 @@ def make_plan(fields: Iterable[str], ctx: ReadContext) -> Plan:
         transport = "udp" if fs & UDP_ONLY else "tcp" if fs & TCP_ONLY else hint_transport
         use_sport, port = True, None
     elif fs & ICMP_FIELDS:
-        transport, use_sport, port, hint = "icmp", False, 0, None
+        transport, use_sport, port, hint, source = "icmp", False, 0, None, None
     else:
         transport, use_sport, port = hint_transport, False, hint
         ctx.facts["port_source"] = source
+        if hint is not None:
+            ctx.facts["file_port"] = hint   # verify and the manifest show it: not from the records
     ts_mode = "ts" if "timestamp-ts" in fs else "str" if "timestamp-str" in fs else None
     fixed = ctx.facts.get("scan_start_us")
     fixed = fixed if isinstance(fixed, int) and not isinstance(fixed, bool) else None
@@ -147,7 +156,7 @@ def make_plan(fields: Iterable[str], ctx: ReadContext) -> Plan:
         ctx.facts["timestamps_missing"] = True
     if "success" not in fs:
         ctx.facts["open_only_unverified"] = True
-    return Plan(f, transport, use_sport, port, hint, ts_mode, fixed)
+    return Plan(f, transport, use_sport, port, hint, source, ts_mode, fixed)
 
 
 # -- one validated RAW batch from typed columns (shared by every zmap path) -----
@@ -174,9 +183,11 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
     ip = pc.utf8_trim_whitespace(cols["saddr"]) if "saddr" in cols else pa.nulls(n, pa.string())
     fail(_np(pc.equal(ip, ""), True), Q.MISSING_FIELD, "zmap record has no saddr")
     fail(~_np(pc.match_substring_regex(ip, IP_SHAPE), False), Q.INVALID_IP, "saddr is not an IP address")
+    port_source = None
     if plan.use_sport:
         sport = cols["sport"]
-        if plan.hint_port is not None:
+        if plan.hint_port is not None and sport.null_count:
+            port_source = pc.if_else(pc.is_null(sport), pa.scalar(plan.port_source), pa.scalar(None, pa.string()))
             sport = pc.fill_null(sport, plan.hint_port)
         fail(_np(pc.is_null(sport), True), Q.MISSING_FIELD,
              "zmap row has no sport (e.g. udp icmp-unreach): land it with a sidecar giving the port")
@@ -186,6 +197,8 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
         if plan.port is None:
             fail(np.ones(n, bool), Q.MISSING_FIELD, NO_PORT)
         port = np.full(n, plan.port or 0, dtype=np.int64)
+        if plan.port_source is not None:
+            port_source = constant(plan.port_source, n)
     success = _np(cols["success"], -1) if "success" in cols else None
     if success is not None:
         fail((success != 0) & (success != 1), Q.MALFORMED_RECORD, "success is not 0 or 1")
@@ -222,6 +235,8 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
         "source_file": constant(ctx.source, len(keep)),
         "source_offset": pa.array(offsets[keep].astype(np.int64)),
     }
+    if port_source is not None:
+        arrays["port_source"] = port_source.take(idx)
     return raw_batch(arrays, len(next(iter(arrays.values()))))
 
 

@@ -297,7 +297,8 @@ def test_real_scan_of_real_daemons_lands_and_processes_to_the_truth(testnet):
     seeds = {d.meta["seed"] for d in landed}
     assert len(seeds) == 1 and {d.meta["shard"] for d in landed} == {1, 2}
 
-    manifest = process_week(RunConfig(week=week, raw=raw, out=out_dir).validate(),
+    # The namespaces are a test network (special-purpose space): kept explicitly.
+    manifest = process_week(RunConfig(week=week, raw=raw, out=out_dir, allow_special_purpose=True).validate(),
                             ["--runner=FnApiRunner"])
     rows = clean_dataset(out_dir, week).to_table().to_pylist()
     found = {(r["ip"], r["port"], r["transport"]) for r in rows}

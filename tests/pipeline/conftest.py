@@ -13,7 +13,11 @@ REAL = os.path.join(os.path.dirname(__file__), "..", "fixtures", "real")
 
 
 def run_week(raw, out, week="2026-W48", **kw):
-    """Run the real pipeline (in-process FnApiRunner) and return its manifest."""
+    """Run the real pipeline (in-process FnApiRunner) and return its manifest.
+
+    The real fixtures were made on a test network (198.18.0.0/15, zgrab2's
+    172.17/16 containers): special-purpose space, kept here explicitly."""
+    kw.setdefault("allow_special_purpose", True)
     cfg = RunConfig(week=week, raw=str(raw), out=str(out), **kw).validate()
     return process_week(cfg, ["--runner=FnApiRunner"])
 

@@ -78,7 +78,8 @@ def oracle(data: bytes) -> list[dict]:
                         "banner": None if d.get("banner") is None else d["banner"].encode("latin-1"),
                         "tool": "masscan", "tool_version": None, "source_file": "f",
                         "source_offset": off,
-                        **{f.name: None for f in HOST_KEY_FIELDS}})   # masscan never has host keys
+                        **{f.name: None for f in HOST_KEY_FIELDS},   # masscan never has host keys
+                        "port_source": None})                         # the record names its port
         off += len(line) + 1
     return out
 
@@ -113,7 +114,7 @@ def test_exact_values_of_masscan_json():
     assert rows[0] == {"ip": "198.18.0.3", "port": 11211, "transport": "tcp", "status": "open",
                        "reason": "syn-ack", "ttl": 64, "timestamp": 1795566993, "service": None,
                        "banner": None, "tool": "masscan", "tool_version": None, "source_file": "f",
-                       "source_offset": 2, **{f.name: None for f in HOST_KEY_FIELDS}}
+                       "source_offset": 2, **{f.name: None for f in HOST_KEY_FIELDS}, "port_source": None}
     by = {(r["ip"], r["port"], r["transport"], r["service"]): r for r in rows}
     title = by[("198.18.0.1", 80, "tcp", "title")]
     assert title["banner"] == TITLE and title["status"] is None and title["ttl"] is None

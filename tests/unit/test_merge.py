@@ -5,13 +5,13 @@ from hypothesis import given, settings, strategies as st
 from pipelines.merge import merge_bucket
 from pipelines.normalize import normalize_batch
 from pipelines.schema import PROVENANCE_COLUMNS
-from tests.helpers import raw_batch
+from tests.helpers import raw_batch, lab_limits
 
 T = 1_379_000_000
 
 
 def work(rows, **kw):
-    return pa.Table.from_batches([normalize_batch(raw_batch(rows, **kw)).work])
+    return pa.Table.from_batches([normalize_batch(raw_batch(rows, **kw), lab_limits()).work])
 
 
 def test_masscan_http_port_becomes_one_row_with_its_banners():
@@ -107,3 +107,20 @@ def test_host_key_comes_from_the_earliest_record_that_has_one():
         assert c["5.5.5.5"]["key_fingerprint_sha256"] == "aa" * 32
         assert c["5.5.5.5"]["rsa_modulus"] == bytes.fromhex("aaaaaaaa") and c["5.5.5.5"]["key_bits"] == 2048
         assert c["6.6.6.6"]["key_fingerprint_sha256"] is None and c["6.6.6.6"]["rsa_exponent"] is None
+
+
+def test_port_source_is_the_best_evidence_among_merged_records():
+    rows = [
+        # zgrab2 assumed 21; masscan saw 21 in its own record: the port is confirmed.
+        dict(ip="4.4.4.4", port=21, transport="tcp", status="open", timestamp=T, port_source="assumed",
+             source_file="zgrab2.jsonl"),
+        dict(ip="4.4.4.4", port=21, transport="tcp", status="open", reason="syn-ack", timestamp=T + 1),
+        # only zgrab2's default, and a sidecar-given port with an assumed banner row
+        dict(ip="4.4.4.5", port=21, transport="tcp", status="open", timestamp=T, port_source="assumed"),
+        dict(ip="4.4.4.6", port=2121, transport="tcp", status="open", timestamp=T, port_source="sidecar"),
+        dict(ip="4.4.4.6", port=2121, transport="tcp", service="ftp", banner=b"220", timestamp=T,
+             port_source="assumed"),
+        dict(ip="4.4.4.7", port=22, transport="tcp", status="open", timestamp=T),
+    ]
+    got = {r["ip"]: r["port_source"] for r in merge_bucket(work(rows), "2013-W37").clean.to_pylist()}
+    assert got == {"4.4.4.4": "record", "4.4.4.5": "assumed", "4.4.4.6": "sidecar", "4.4.4.7": "record"}

@@ -2,7 +2,7 @@ import numpy as np
 
 from pipelines.normalize import Limits, normalize_batch
 from pipelines.schema import QuarantineReason as R
-from tests.helpers import raw_batch
+from tests.helpers import raw_batch, lab_limits
 
 T = 1_379_000_000  # 2013-09-12
 
@@ -20,7 +20,7 @@ def test_each_check_gives_its_reason_and_good_rows_survive():
         dict(ip="1.2.3.11", port=22, transport="tcp", timestamp=T),
         dict(ip="2001:db8::1", port=443, transport="TCP", service="ssl", banner=b"", timestamp=T),
     ]
-    res = normalize_batch(raw_batch(rows), Limits())
+    res = normalize_batch(raw_batch(rows), lab_limits())
     q = res.quarantine.to_pydict()
     assert q["reason"] == [R.INVALID_IP, R.INVALID_PORT, R.MISSING_FIELD, R.INVALID_TRANSPORT,
                            R.INVALID_TIMESTAMP, R.MALFORMED_RECORD, R.OVERSIZED_RECORD, R.MISSING_FIELD]
@@ -40,7 +40,7 @@ def test_excluded_rows_are_counted_not_quarantined():
     def odd(ip16, version):
         return np.frombuffer(ip16.buffers()[1], dtype=np.uint8).reshape(-1, 16)[:, 15] % 2 == 1
 
-    res = normalize_batch(raw_batch(rows), excluded=odd)
+    res = normalize_batch(raw_batch(rows), lab_limits(), excluded=odd)
     assert res.quarantine is None
     assert res.excluded == {"a": 2, "b": 3}
     assert res.work.column("ip").to_pylist() == [f"10.0.0.{i}" for i in range(0, 10, 2)]
@@ -49,7 +49,7 @@ def test_excluded_rows_are_counted_not_quarantined():
 def test_bucket_key_is_per_network():
     def key(ip, port=53, transport="udp", **kw):
         r = normalize_batch(raw_batch([dict(ip=ip, port=port, transport=transport, status="open",
-                                            timestamp=T, **kw)]))
+                                            timestamp=T, **kw)]), lab_limits())
         return r.work.column("bucket_key")[0].as_py()
 
     # all ports of a host and all hosts of a /24 (IPv4) or /48 (IPv6) share a bucket key ...
@@ -70,11 +70,11 @@ def test_bucket_elements_carry_only_their_own_rows_through_the_shuffle():
                  status="open", timestamp=T, service="http.server", banner=b"nginx/1.2.%d" % (i % 7))
             for i in range(40_000)]
     batch = raw_batch(rows)
-    fn = _NormalizeFn(buckets=16, limits=Limits(), optout_path=None, shuffle_dir=None)  # --shuffle beam
+    fn = _NormalizeFn(buckets=16, limits=lab_limits(), optout_path=None, shuffle_dir=None)  # --shuffle beam
     elements = [payload for kind, payload in fn.process(batch) if kind == WORK]
     assert len(elements) == 16 and sum(b.num_rows for _, b in elements) == len(rows)
     shipped = sum(len(pickle.dumps(b)) for _, b in elements)
-    whole = len(pickle.dumps(normalize_batch(batch).work))
+    whole = len(pickle.dumps(normalize_batch(batch, lab_limits()).work))
     assert shipped < 1.5 * whole, (shipped, whole)
 
 
@@ -83,7 +83,7 @@ def test_shuffle_form_round_trips_everything_the_merge_reads():
     rows = [dict(ip="2001:db8::7", port=22, transport="tcp", status="open", reason="success", timestamp=T,
                  key_algorithm="ssh-ed25519", key_fingerprint_sha256="ab" * 32, key_bits=256),
             dict(ip="192.0.2.1", port=80, transport="tcp", service="title", banner=b"caf\xc3\xa9", timestamp=T)]
-    work = normalize_batch(raw_batch(rows)).work
+    work = normalize_batch(raw_batch(rows), lab_limits()).work
     back = unpack(pack(work))
     assert back.schema == WORK_SCHEMA
     for name in WORK_SCHEMA.names:
@@ -91,5 +91,37 @@ def test_shuffle_form_round_trips_everything_the_merge_reads():
             assert back.column(name).null_count == len(rows)       # derived again after the shuffle
         else:
             assert back.column(name).to_pylist() == work.column(name).to_pylist(), name
-    masscan_only = normalize_batch(raw_batch(rows[1:])).work
+    masscan_only = normalize_batch(raw_batch(rows[1:]), lab_limits()).work
     assert "key_fingerprint_sha256" not in pack(masscan_only).schema.names   # all-null: not shipped
+
+
+# -- the week window (issue 15) -------------------------------------------------
+
+def test_week_window_is_the_iso_week_with_slack_either_side():
+    import datetime as dt
+    from pipelines.normalize import week_window
+    us = lambda *a: int(dt.datetime(*a, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000  # noqa: E731
+    assert week_window("2013-W37", 0) == (us(2013, 9, 9), us(2013, 9, 16))
+    assert week_window("2013-W37") == (us(2013, 9, 8), us(2013, 9, 17))
+    # ISO week 1 of 2021 starts on Monday 4 January; 2020-W53 exists.
+    assert week_window("2021-W01", 0)[0] == us(2021, 1, 4)
+    assert week_window("2020-W53", 0) == (us(2020, 12, 28), us(2021, 1, 4))
+
+
+def test_records_outside_the_window_or_without_time_are_quarantined():
+    from pipelines.normalize import week_window
+    lo, hi = week_window("2013-W37", 24)
+    s = 1_000_000
+    rows = [dict(ip="1.2.3.4", port=22, transport="tcp", status="open", timestamp=t / s)
+            for t in (lo, hi - 1, lo - 1, hi, 1_591_000_000 * s)]
+    rows.append(dict(ip="1.2.3.5", port=22, transport="tcp", status="open", timestamp=None))
+    rows.append(dict(ip="1.2.3.6", port=22, transport="tcp", status="open", timestamp=5))   # absurd first
+    res = normalize_batch(raw_batch(rows), Limits(window=(lo, hi)))
+    assert res.work.column("source_offset").to_pylist() == [0, 100]
+    q = res.quarantine.to_pydict()
+    assert q["reason"] == [R.OUTSIDE_WEEK, R.OUTSIDE_WEEK, R.OUTSIDE_WEEK, R.MISSING_TIMESTAMP,
+                           R.INVALID_TIMESTAMP]
+    assert "window" in q["detail"][0] and "scan_start_us" in q["detail"][3]
+    # Without a window only the time itself is checked (a null one never passes).
+    res = normalize_batch(raw_batch(rows), Limits())
+    assert res.quarantine.to_pydict()["reason"] == [R.MISSING_TIMESTAMP, R.INVALID_TIMESTAMP]

@@ -3,13 +3,13 @@ import pyarrow as pa
 from pipelines.merge import merge_bucket
 from pipelines.normalize import normalize_batch
 from pipelines.responders import ResponderThresholds, annotate
-from tests.helpers import raw_batch
+from tests.helpers import raw_batch, lab_limits
 
 T = 1_379_000_000
 
 
 def clean(rows):
-    return merge_bucket(pa.Table.from_batches([normalize_batch(raw_batch(rows)).work]), "w").clean
+    return merge_bucket(pa.Table.from_batches([normalize_batch(raw_batch(rows), lab_limits()).work]), "w").clean
 
 
 def port_rows(ip, port, banners, ts=T):

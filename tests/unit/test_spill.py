@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.normalize import Limits, normalize_batch, pack, unpack
 from pipelines.spill import Part, in_pass, passes_for, read_part, spill_name, write_parts
 from pipelines.transforms.clean import CLEAN, WORK, Deduplicate, Normalize
-from tests.helpers import raw_batch
+from tests.helpers import raw_batch, lab_limits
 
 T = 1_379_000_000
 
@@ -25,7 +25,7 @@ def rows(n, offset=0, source="s.ndjson"):
 
 
 def work_of(batch):
-    return normalize_batch(batch, Limits()).work
+    return normalize_batch(batch, lab_limits()).work
 
 
 def test_parts_round_trip_each_bucket_exactly(tmp_path):
@@ -85,7 +85,7 @@ def _run(batches, tmp_path, shuffle_dir, buckets, max_rows):
 
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
         norm = (p | beam.Create(batches, reshuffle=False)
-                | Normalize(buckets, Limits(), None, shuffle_dir))
+                | Normalize(buckets, lab_limits(), None, shuffle_dir))
         _ = norm[WORK] | "Peek" >> beam.Map(_check_shuffle_element, shuffle_dir is not None)
         dedup = norm[WORK] | Deduplicate("2013-W37", buckets, max_rows)
         _ = dedup[CLEAN] | beam.ParDo(Keep())

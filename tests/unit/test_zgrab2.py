@@ -247,3 +247,68 @@ def test_ssh_fixture_host_key_reaches_the_raw_columns():
     assert status[0]["key_bits"] == 256 and status[0]["rsa_modulus"] is None
     # banner rows carry no key: the merge takes it from the status row
     assert all(r["key_fingerprint_sha256"] is None for r in rows if r["status"] is None)
+
+
+# -- ports from evidence (issue 15) ---------------------------------------------
+
+def _http(scheme: str, host: str) -> dict:
+    h = copy.deepcopy(obj("http-http.json")["data"]["http"])
+    h["result"]["response"]["request"]["url"] = {"scheme": scheme, "host": host, "path": "/"}
+    return h
+
+
+@pytest.mark.parametrize("scheme,host,port", [
+    ("http", "192.0.2.1:8080", 8080), ("https", "192.0.2.1:8443", 8443), ("http", "192.0.2.1:443", 443),
+    ("https", "192.0.2.1", 443), ("http", "192.0.2.1", 80), ("http", "[2001:db8::1]:8080", 8080),
+    ("http", "[2001:db8::1]", 80), ("https", "target", 443),
+])
+def test_http_port_comes_from_the_request_url(scheme, host, port):
+    ctx, rows = run(jsonl(target(http=_http(scheme, host))))
+    assert {(r["port"], r["port_source"]) for r in rows} == {(port, None)}
+    assert "ports_assumed" not in ctx.facts
+
+
+def test_two_http_services_of_one_host_stay_apart():
+    lines = jsonl(target(http=_http("https", "192.0.2.1")), target(http=_http("http", "192.0.2.1:8080")))
+    _, rows = run(lines)
+    assert sorted({r["port"] for r in rows}) == [443, 8080]
+
+
+def test_port_from_the_network_error_of_a_failed_dial():
+    t = target(smtp=module("connection-timeout", "smtp", error="dial tcp 192.0.2.1:587: i/o timeout"),
+               imap=module("io-timeout", "imap", error="read tcp 198.51.100.7:40000->192.0.2.1:993: i/o timeout"),
+               pop3=module("connection-refused", "pop3", error="dial tcp 203.0.113.9:995: refused"))
+    ctx, rows = run(jsonl(t))
+    # The pop3 error names another host: not evidence for this target.
+    assert [(r["port"], r["port_source"]) for r in rows] == [(587, None), (993, None), (110, "assumed")]
+    assert ctx.facts["ports_assumed"] == 1
+
+
+def test_sidecar_port_beats_the_default_and_default_is_marked_assumed():
+    data = jsonl(target(ftp=module(result={"banner": "220 hi"})))
+    ctx = ReadContext(source="scan.jsonl", facts={"port_hint": 2121})
+    rows = read_in_chunks(zgrab2.read, data, ctx).to_pylist()
+    assert {(r["port"], r["port_source"]) for r in rows} == {(2121, "sidecar")}
+    assert "ports_assumed" not in ctx.facts
+    ctx, rows = run(data)
+    assert {(r["port"], r["port_source"]) for r in rows} == {(21, "assumed")}
+    assert ctx.facts["ports_assumed"] == 1     # one module record (its banner row is the same record)
+
+
+def test_record_port_field_wins_over_the_sidecar():
+    data = jsonl(target(ftp=module(result={"banner": "220 hi"}, port=2100)))
+    ctx = ReadContext(source="scan.jsonl", facts={"port_hint": 2121})
+    rows = read_in_chunks(zgrab2.read, data, ctx).to_pylist()
+    assert {(r["port"], r["port_source"]) for r in rows} == {(2100, None)}
+
+
+def test_missing_timestamp_takes_the_file_time_else_stays_null():
+    m = module(result={"banner": "220 hi"})
+    del m["timestamp"]
+    ctx = ReadContext(source="scan.jsonl", facts={"scan_start_us": 1_700_000_000_000_000})
+    rows = read_in_chunks(zgrab2.read, jsonl(target(ftp=m)), ctx).to_pylist()
+    assert {r["timestamp"] for r in rows} == {dt.datetime.fromtimestamp(1_700_000_000, UTC)}
+    ctx, rows = run(jsonl(target(ftp=dict(m, timestamp=None))))
+    assert ctx.quarantined == 0 and {r["timestamp"] for r in rows} == {None}   # validation decides
+    ctx, rows = run(jsonl(target(ftp=dict(m, timestamp="yesterday"))))
+    assert rows == [] and quarantine_reasons(ctx) == ["invalid_timestamp"]

@@ -52,7 +52,9 @@ def test_fixture_sniffed_and_read_cleanly(name, fmt):
     assert [f.name for f in zmap.FORMATS if f.sniff(head)][0] == fmt
     assert not zgrab2.sniff(head)
     assert registry.sniff_format(head).name == fmt      # masscan sniffers must not steal it
-    ctx, t = run(fmt, fixture(name), source=str(REAL / name))
+    # A bare list's port is the sidecar's (its name does not end in _p<port>).
+    hint = {"port_hint": 80} if fmt == "zmap-list" else {}
+    ctx, t = run(fmt, fixture(name), source=str(REAL / name), **hint)
     assert ctx.quarantined == 0 and not ctx.damages and t.num_rows > 0
     assert set(t["tool"].to_pylist()) == {"zmap"}
 
@@ -113,12 +115,12 @@ def test_icmp_echo_rows():
 
 
 def test_bare_lists_take_port_from_file_name():
-    ctx, t = run("zmap-list", fixture("zmap_p80_default_module.txt"), source="land/zmap_p80_default_module.txt")
+    ctx, t = run("zmap-list", fixture("zmap_p80_default_module.txt"), source="land/zmap_p80.txt")
     assert set(t["ip"].to_pylist()) == {"198.18.0.1", "198.18.0.3", "198.18.0.6"}
     assert set(t["port"].to_pylist()) == {80} and t["timestamp"].null_count == 3
     assert ctx.facts["open_only_unverified"] and ctx.facts["timestamps_missing"]
-    assert ctx.facts["port_source"] == "file_name"
-    ctx, t = run("zmap-list", fixture("zmap_p80_default_fields.csv"), source="zmap_p80_default_fields.csv")
+    assert ctx.facts["port_source"] == "filename" and set(t["port_source"].to_pylist()) == {"filename"}
+    ctx, t = run("zmap-list", fixture("zmap_p80_default_fields.csv"), source="zmap_p80.csv")
     assert t.num_rows == 12 and set(t["status"].to_pylist()) == {"open"}
 
 
@@ -139,8 +141,11 @@ def test_bare_list_without_port_is_quarantined_not_dropped():
     assert "sidecar giving the port" in q[0]["detail"]
 
 
-@pytest.mark.parametrize("source,port", [("zmap_p443.csv", 443), ("a/b/zmap_p22_2026.txt", 22),
-                                         ("top80.txt", None), ("p80_p443.txt", None), ("x_p99999.txt", None)])
+@pytest.mark.parametrize("source,port", [
+    ("zmap_p443.csv", 443), ("a/b/scan-port8080.txt.gz", 8080), ("p25.txt", 25), ("x_p80_p443.txt", 443),
+    # Only the end of the stem counts: a _p<n> anywhere else is not a port.
+    ("a/b/zmap_p22_2026.txt", None), ("zmap_p80_default_module.txt", None), ("top80.txt", None),
+    ("x_p99999.txt", None), ("a_p22/list.txt", None), ("scan_p22x.csv", None)])
 def test_port_from_file_name(source, port):
     assert zmap.port_hint(ReadContext(source=source))[0] == port
 
@@ -277,7 +282,7 @@ def test_single_field_header_is_a_headered_bare_list():
     assert [f.name for f in zmap.FORMATS if f.sniff(data)] == ["zmap-csv"]
     ctx, t = run("zmap-csv", data, source="scan_p443.csv")
     assert t["port"].to_pylist() == [443, 443] and t["source_offset"].to_pylist() == [6, 17]
-    assert ctx.facts["open_only_unverified"] and ctx.facts["port_source"] == "file_name"
+    assert ctx.facts["open_only_unverified"] and ctx.facts["port_source"] == "filename"
 
 
 def test_header_without_saddr_quarantines_every_line_and_never_raises():
