@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"portcensus: --config {args.config}: {_config_message(exc)}", file=sys.stderr)
             return EXIT_USAGE
-    from pipelines.logs import setup_logging
+    from pipelines.logs import setup_logging, start_run
+    start_run()
     setup_logging(None)   # stderr as it is now; commands that write outputs add their log file
     code = _run(args, extra)
     if code is None:

@@ -3,7 +3,7 @@
 ``setup_logging(out)`` sends every record to ``OUT/logs/portcensus.log`` as
 one JSON object per line (time, level, message and any ``extra=`` fields) and
 to stderr as ``portcensus: message``. Every JSON line carries the run's id
-(``run_id``, one per process), so the lines of one cron run can be picked out;
+(``run_id``, one per command), so the lines of one cron run can be picked out;
 the CLI ends every command with a ``finished`` line holding its exit code and
 duration, no-op runs included. Progress lines are drawn only when stderr is a
 terminal, so cron mail stays quiet.
@@ -50,16 +50,23 @@ def _not_beam_noise(record: logging.LogRecord) -> bool:
     return "apitools not found" not in record.getMessage()
 
 
-_RUN_ID = uuid.uuid4().hex[:12]
+_RUN_ID = [uuid.uuid4().hex[:12]]
+
+
+def start_run() -> str:
+    """A new run id: the CLI calls this once per command (tests call the
+    entry point several times in one process)."""
+    _RUN_ID[0] = uuid.uuid4().hex[:12]
+    return _RUN_ID[0]
 
 
 def run_id() -> str:
-    """This process's run id (in every log line and the ``finished`` line)."""
-    return _RUN_ID
+    """The current run's id (in every log line and the ``finished`` line)."""
+    return _RUN_ID[0]
 
 
 def _with_run_id(record: logging.LogRecord) -> bool:
-    record.run_id = _RUN_ID
+    record.run_id = _RUN_ID[0]
     return True
 
 
