@@ -10,7 +10,7 @@ import logging
 import os
 
 from pipelines import config as c
-from pipelines.exits import EXIT_DAMAGED, EXIT_OK, WeeksFailed, worst
+from pipelines.exits import EXIT_DAMAGED, EXIT_OK, EXIT_USAGE, WeeksFailed, worst
 
 log = logging.getLogger("portcensus")
 
@@ -83,18 +83,28 @@ def _one_line(exc: BaseException) -> str:
 
 
 def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool) -> int:
-    """What a run would do and why; reads only (no lock, log, cache or staging)."""
+    """What a run would do and why; reads only (no lock, log, cache or staging).
+    A week that would fail for want of files says so, and the dry run exits 2."""
+    from pipelines.discover import DiscoveryError, discover
     from pipelines.orchestrate import plan_weeks, site_is_stale
     plan = plan_weeks(cfg, weeks, force, write_cache=False)
-    todo = [w for w, why in plan if why]
+    todo, bad = [w for w, why in plan if why], []
     for w, why in plan:
-        print(f"would process {w}: {'; '.join(why)}" if why else f"{w}: up to date, would be skipped")
+        if not why:
+            print(f"{w}: up to date, would be skipped")
+            continue
+        try:
+            discover(cfg.raw, w)
+        except DiscoveryError as exc:
+            bad.append(w)
+            print(f"would fail {w}: {exc}")
+            continue
+        print(f"would process {w}: {'; '.join(why)}")
     if not args.no_site:
         if todo or force or site_is_stale(cfg.out, args.site):
             print(f"would rebuild the site in {os.path.abspath(args.site)}/")
         else:
             print("the site is up to date")
-    print(f"dry run: {len(todo)} of {len(plan)} weeks would be processed; nothing was written")
-    return EXIT_OK
-
-
+    print(f"dry run: {len(todo) - len(bad)} of {len(plan)} weeks would be processed"
+          f"{f', {len(bad)} would fail' if bad else ''}; nothing was written")
+    return EXIT_USAGE if bad else EXIT_OK

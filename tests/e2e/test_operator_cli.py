@@ -149,6 +149,11 @@ def test_weekly_since_leaves_older_weeks_alone(ws, capsys):
     assert OLDER not in out and f"{WEEK}: up to date" in out
     assert cli.main(args(ws, "weekly", "--dry-run")) == EXIT_OK
     assert f"would process {OLDER}: never published" in capsys.readouterr().out
+    (ws / "raw" / recent_week(3)).mkdir()            # a folder without files: the real run would fail
+    assert cli.main(args(ws, "weekly", "--dry-run")) == EXIT_USAGE
+    out = capsys.readouterr().out
+    assert f"would fail {recent_week(3)}: week {recent_week(3)} has no raw files" in out
+    assert "1 of 3 weeks would be processed, 1 would fail" in out
     assert cli.main(args(ws, "weekly", "--since", "2026-W99")) == EXIT_USAGE
 
 
