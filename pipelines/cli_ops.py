@@ -95,7 +95,8 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                         "service) (default: files)")
     add_settings_args(p)
     p.add_argument("--force", action="store_true",
-                   help="process even if inputs, opt-outs, GeoIP data and code are unchanged")
+                   help="process even if inputs, opt-outs, GeoIP data, settings and code are unchanged "
+                        "(the regression guard still applies)")
     p.add_argument("--site", default="site",
                    help="where the public site is (re)built after the data is published (default: site)")
     p.add_argument("--no-site", action="store_true", help="publish the data only; do not build the site")
@@ -132,9 +133,11 @@ def add_parsers(sub) -> None:
     add_processing_args(rep)
     wk = sub.add_parser("weekly", formatter_class=fmt, epilog=BEAM_HELP,
                         help="the cron entry: process every week whose inputs are new or changed",
-                        description="Process every week under RAW whose inputs, the opt-out list, the GeoIP "
-                                    "data or the code changed since it was published. Exits 0 at once "
-                                    "when nothing changed.")
+                        description="Process every week under RAW whose inputs, the opt-out list's entries, "
+                                    "the GeoIP database builds, -k, the responder thresholds or the code "
+                                    "changed since it was published, then rebuild the site. Exits 0 at once "
+                                    "when nothing changed; a missing, unmounted or empty RAW is an error "
+                                    "(exit 2), a folder not named like a week a warning.")
     add_data_args(wk, None)
     add_processing_args(wk)
     wk.add_argument("--since", metavar="WEEK", help="consider only weeks from WEEK on (e.g. 2026-W01): an "
