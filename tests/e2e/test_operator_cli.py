@@ -296,3 +296,19 @@ def test_quiet_keeps_multi_processing_workers_off_stderr(ws):
     assert r.stderr == "" and r.stdout == ""
     runner = [line for line in log_lines(ws) if line["message"] == "runner output"]
     assert runner and "sdk_worker" in runner[-1]["text"]     # the workers did talk: into the log
+
+
+SHARED_GEOIP = "/work/shared/geoip-test/GeoLite2-Country-Test.mmdb"
+
+
+def test_geoip_is_compared_by_database_build_not_by_file(ws, capsys):
+    from pipelines.config import DEFAULT_COUNTRY_DB, DEFAULT_GEOIP_CACHE
+    from pipelines.geoip import materialize
+    plain = ws / "country.mmdb"                      # the same build, decompressed under another name
+    shutil.copy(materialize(DEFAULT_COUNTRY_DB, DEFAULT_GEOIP_CACHE), plain)
+    assert cli.main(args(ws, "weekly", "--dry-run", "--geoip-country-db", str(plain))) == EXIT_OK
+    assert f"{WEEK}: up to date" in capsys.readouterr().out
+    if not os.path.exists(SHARED_GEOIP):
+        pytest.skip("no second GeoIP build to compare with (/work/shared absent)")
+    assert cli.main(args(ws, "weekly", "--dry-run", "--geoip-country-db", SHARED_GEOIP)) == EXIT_OK
+    assert f"would process {WEEK}: GeoIP database build changed: country" in capsys.readouterr().out
