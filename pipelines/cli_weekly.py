@@ -32,11 +32,10 @@ def weekly_raw_weeks(cfg: c.RunConfig, since: str | None) -> list[str]:
         log.warning(
             f"{os.path.join(cfg.raw, name)} is not named like a week (YYYY-Www, e.g. 2013-W37): "
             f"its files are not processed")
-    weeks = weekly_weeks(cfg)
-    if not weeks:
+    if not weekly_weeks(cfg):
         raise c.ConfigError(f"--raw {cfg.raw} holds no week folder (YYYY-Www); empty or not mounted? "
                             f"nothing was processed")
-    return [w for w in weeks if since is None or w >= since]
+    return weekly_weeks(cfg, since)
 
 
 def report_outcomes(args, cfg: c.RunConfig, outcomes, site_files: dict) -> int:
