@@ -4,7 +4,10 @@ one-line messages and exit codes (the library raises, the CLI translates).
 Exit codes (also in ``portcensus --help`` and the README):
   0 ok; 1 failed; 2 usage or configuration error;
   3 done and published, but some input files were damaged (their intact records are in);
-  4 another portcensus run holds the lock (nothing was done).
+  4 another portcensus run holds the lock (nothing was done);
+  6 a week was not replaced: the new run is a regression of the published one;
+  7 ``status --check``: a week is damaged, stale or not up to date.
+``weekly`` goes on when a week fails and exits with the worst week's code.
 """
 from __future__ import annotations
 
@@ -12,12 +15,18 @@ import argparse
 import logging
 import sys
 
-from pipelines.cli_ops import EXIT_BUSY, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401
+import time
+
+from pipelines.cli_ops import PROCESS_COMMANDS
+from pipelines.exits import (EXIT_BUSY, EXIT_CHECK, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK,  # noqa: F401
+                             EXIT_REGRESSION, EXIT_USAGE)
 
 EPILOG = """\
 exit codes: 0 ok, 1 failed, 2 usage or configuration error,
-            3 published but some inputs were damaged, 4 another run holds the lock.
-'portcensus COMMAND --help' explains each command."""
+            3 published but some inputs were damaged, 4 another run holds the lock,
+            6 a week was not replaced (the new run is a regression; --accept-regression),
+            7 status --check: a week is damaged, stale or not up to date.
+'portcensus COMMAND --help' explains each command; every command takes --config FILE."""
 
 # Modules that add subcommands: add_parsers(subparsers) and dispatch(args[, extra]).
 COMMAND_MODULES = ("pipelines.cli_ops", "pipelines.cli_scan", "pipelines.cli_report")
@@ -33,25 +42,53 @@ def build_parser() -> argparse.ArgumentParser:
         prog="portcensus", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Raw masscan/zmap/zgrab2 output in; clean, accounted weekly data and an "
                     "anonymized public report out.")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for mod in _modules():
         mod.add_parsers(sub)
+    from pipelines.config_file import CONFIG_HELP
+    for p in sub.choices.values():   # one --config for every command
+        if not any(a.dest == "config" for a in p._actions):  # noqa: SLF001
+            p.add_argument("--config", metavar="TOML", help=CONFIG_HELP)
     return parser
+
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipelines.config import PIPELINE_VERSION
+    try:
+        beam = version("apache-beam")
+    except PackageNotFoundError:
+        beam = "not installed"
+    return (f"portcensus {PIPELINE_VERSION} (Apache Beam {beam}, "
+            f"Python {'.'.join(map(str, sys.version_info[:3]))})")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "config", None):
         try:
             args, extra = _with_config_file(parser, argv, args.command, args.config)
         except (OSError, ValueError) as exc:
-            print(f"portcensus: --config {args.config}: {_one_line(exc)}", file=sys.stderr)
+            print(f"portcensus: --config {args.config}: {_config_message(exc)}", file=sys.stderr)
             return EXIT_USAGE
-    from pipelines.logs import setup_logging
+    from pipelines.logs import setup_logging, start_run
+    start_run()
     setup_logging(None)   # stderr as it is now; commands that write outputs add their log file
+    code = _run(args, extra)
+    if code is None:
+        parser.error(f"unknown command {args.command}")
+        return EXIT_USAGE
+    _finished(args, code, started)
+    return code
+
+
+def _run(args, extra) -> int | None:
     try:
         for mod in _modules():
             code = _call(mod.dispatch, args, extra)
@@ -67,8 +104,17 @@ def main(argv: list[str] | None = None) -> int:
                    for h in logging.getLogger().handlers):
             print(f"portcensus: {message}", file=sys.stderr)
         return code
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
+    return None
+
+
+def _finished(args, code: int, started: float) -> None:
+    """The last log line of every command, no-op runs included: what ran, how
+    long, how it ended (the run id is on every line of the log file)."""
+    logging.getLogger("portcensus").info(
+        f"finished {args.command}: exit {code}",
+        extra={"command": args.command, "exit_code": code,
+               "duration_s": round(time.monotonic() - started, 3),
+               "dry_run": bool(getattr(args, "dry_run", False))})
 
 
 def _call(fn, args, extra):
@@ -90,8 +136,15 @@ def translate(exc: BaseException) -> tuple[int, str]:
     from pipelines.lock import LockBusy
     from pipelines.manifest import IdentityError
     from pipelines.optout import OptOutError
+    from pipelines.exits import WeeksFailed, worst
+    from pipelines.regression import RegressionError
+    if isinstance(exc, WeeksFailed):   # weekly: the worst of every week's code
+        code = worst([translate(e)[0] for _, e in exc.errors] + exc.codes)
+        return code, f"{exc}; exit {code}"
     if isinstance(exc, LockBusy):
         return EXIT_BUSY, str(exc)
+    if isinstance(exc, RegressionError):
+        return EXIT_REGRESSION, str(exc)
     if isinstance(exc, (ConfigError, DiscoveryError, GeoIPError, OptOutError)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, IdentityError):
@@ -100,20 +153,25 @@ def translate(exc: BaseException) -> tuple[int, str]:
 
 
 def _with_config_file(parser, argv, command, path):
-    """Re-parse with the TOML file's values as defaults (command-line flags win)."""
-    import tomllib
-    with open(path, "rb") as f:
-        values = tomllib.load(f)
-    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 -- argparse has no public accessor
-    known = {a.dest for a in sub._actions}  # noqa: SLF001
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
-    sub.set_defaults(**values)
+    """Re-parse with the TOML file's typed values as defaults (command-line
+    flags win); its [beam] table goes before the command line's Beam flags."""
+    from pipelines.config_file import defaults_for, load
+    values = load(path)
+    choices = parser._subparsers._group_actions[0].choices  # noqa: SLF001 -- argparse has no public accessor
+    sub = choices[command]
+    typed, beam = defaults_for(sub, choices, values, command in PROCESS_COMMANDS)
+    sub.set_defaults(**typed)
     for action in sub._actions:  # noqa: SLF001 -- a value from the file satisfies required=True
-        if action.dest in values:
+        if action.dest in typed:
             action.required = False
-    return parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    return args, beam + extra
+
+
+def _config_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,11 +11,21 @@ import os
 import sys
 
 from pipelines import config as c
+from pipelines.config_file import CONFIG_HELP
 from pipelines import faults
 from pipelines.responders import ResponderThresholds
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED, EXIT_BUSY = 0, 1, 2, 3, 4
+from pipelines.exits import (EXIT_BUSY, EXIT_CHECK, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK,  # noqa: F401
+                             EXIT_REGRESSION, EXIT_USAGE, worst)
 
+PROCESS_COMMANDS = ("run", "reprocess", "weekly")   # the commands that take Beam options
+DEFAULT_MAX_AGE = 8
+STATUS_EPILOG = """\
+exit codes: 0 ok (or, with --check, every week whole and current), 2 usage,
+            7 (--check) a week is damaged, stale or not up to date: the lines say which.
+Example cron/monitoring line (mails only when something needs attention):
+  portcensus status --check --quiet --raw /srv/scans/raw --out /srv/portcensus/data
+"""
 BEAM_HELP = """\
 Beam options: any other --flag is handed to Apache Beam, e.g.
   --runner FnApiRunner            in-process runner (the default)
@@ -24,6 +34,13 @@ Beam options: any other --flag is handed to Apache Beam, e.g.
   --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
                                   a dask.distributed cluster (docs/SCALING.md)
 direct_running_mode=multi_threading is refused: it silently lost rows here.
+Beam options can also sit in the --config file's [beam] table.
+
+exit codes: 0 ok or nothing to do, 1 failed, 2 usage or configuration error
+            (also: --raw missing, unmounted or without week folders),
+            3 published but some inputs were damaged, 4 another run holds the lock,
+            6 a week was not replaced because the new run is a regression.
+weekly goes on with the other weeks when one fails and exits with the worst code.
 """
 
 
@@ -45,9 +62,22 @@ def add_data_args(p: argparse.ArgumentParser, week: str | None) -> None:
                    help="ASN database: GeoLite2-ASN, GeoIP2-ISP or DB-IP ASN Lite (default: embedded DB-IP Lite)")
     p.add_argument("--geoip-cache", metavar="DIR", default=c.DEFAULT_GEOIP_CACHE,
                    help="where decompressed databases and their lookup tables are cached")
-    p.add_argument("--config", metavar="TOML",
-                   help="defaults for these flags from a TOML file (keys as the flags with underscores: "
-                        "raw, out, exclude, geoip_country_db, ...); command-line flags win")
+    p.add_argument("--config", metavar="TOML", help=CONFIG_HELP)
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """Settings that change a week's data: processing uses them, and status
+    compares them with what each week was published with."""
+    th = ResponderThresholds
+    p.add_argument("--responder-min-hosts", type=int, default=th.min_hosts,
+                   help="addresses of one /24 or /48 with identical answers on a port before they count "
+                        f"as one suspected responder (default: {th.min_hosts})")
+    p.add_argument("--responder-min-share", type=float, default=th.min_share,
+                   help=f"...and the share of that network's responders they must be (default: {th.min_share})")
+    p.add_argument("--many-ports", type=int, default=th.many_ports,
+                   help=f"flag addresses open on at least this many ports (default: {th.many_ports})")
+    p.add_argument("-k", type=int, default=10, dest="k",
+                   help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
 
 
 def add_processing_args(p: argparse.ArgumentParser) -> None:
@@ -82,14 +112,27 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                    help="keep addresses in IANA special-purpose space (private, loopback, documentation, "
                         "benchmarking ...) instead of excluding them: for scans of a test network only; "
                         "the manifest and the site say so")
+    add_settings_args(p)
     p.add_argument("--force", action="store_true",
-                   help="process even if inputs, opt-outs, GeoIP data and code are unchanged")
+                   help="process even if inputs, opt-outs, GeoIP data, settings and code are unchanged "
+                        "(the regression guard still applies)")
     p.add_argument("--site", default="site",
                    help="where the public site is (re)built after the data is published (default: site)")
     p.add_argument("--no-site", action="store_true", help="publish the data only; do not build the site")
     p.add_argument("--build-date", metavar="YYYY-MM-DD",
                    help="date printed on the site (default: derived from the latest week; never the clock)")
-    p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
+    p.add_argument("--dry-run", action="store_true",
+                   help="say which weeks would be processed and why, and whether the site would be "
+                        "rebuilt; process, publish and write nothing (no lock, no log, no cache)")
+    p.add_argument("--accept-regression", action="store_true",
+                   help="publish a week even if it is worse than its published version (fewer usable "
+                        "records, more damaged files, lower coverage); otherwise refused with exit 6")
+    p.add_argument("--regression-threshold", type=float, default=c.DEFAULT_REGRESSION_THRESHOLD,
+                   metavar="SHARE", help="how many fewer usable records (accepted + excluded) count as a "
+                                         f"regression (default: {c.DEFAULT_REGRESSION_THRESHOLD}, i.e. 2%%)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print no summary, only errors and portcensus's own warnings; the runner's "
+                        "worker output goes to the log file")
     p.add_argument("--verbose", action="store_true", help="log progress to stderr too")
 
 
@@ -109,16 +152,32 @@ def add_parsers(sub) -> None:
     add_processing_args(rep)
     wk = sub.add_parser("weekly", formatter_class=fmt, epilog=BEAM_HELP,
                         help="the cron entry: process every week whose inputs are new or changed",
-                        description="Process every week under RAW whose inputs, the opt-out list, the GeoIP "
-                                    "data or the code changed since it was published. Exits 0 at once "
-                                    "when nothing changed.")
+                        description="Process every week under RAW whose inputs, the opt-out list's entries, "
+                                    "the GeoIP database builds, -k, the responder thresholds or the code "
+                                    "changed since it was published, then rebuild the site. Exits 0 at once "
+                                    "when nothing changed; a missing, unmounted or empty RAW is an error "
+                                    "(exit 2), a folder not named like a week a warning.")
     add_data_args(wk, None)
     add_processing_args(wk)
-    st = sub.add_parser("status", help="every known week: checksums, last run, what changed",
+    wk.add_argument("--since", metavar="WEEK", help="consider only weeks from WEEK on (e.g. 2026-W01): an "
+                                                    "opt-out or GeoIP update then leaves older weeks as published")
+    st = sub.add_parser("status", formatter_class=fmt, epilog=STATUS_EPILOG,
+                        help="every known week: checksums, last run, damage, coverage, what changed",
                         description="List every week under RAW or OUT with its input checksums, last run, "
-                                    "quarantine rate, coverage and whether it is out of date.")
+                                    "quarantine rate, coverage, damaged files and whether it is out of date. "
+                                    "With --check, exit 7 when a week needs attention (for monitoring).")
     add_data_args(st, None)
-    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--json", action="store_true", help="machine-readable output (with --check: a "
+                                                        "'problems' list too)")
+    st.add_argument("--check", action="store_true",
+                    help="exit 7 when a week is damaged, not up to date (never published, raw files "
+                         "changed since publication, or anything weekly would redo) or when the newest "
+                         "published week is older than --max-age; print only the problems")
+    st.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE, metavar="DAYS",
+                    help=f"--check: the newest published week may have ended at most DAYS days ago "
+                         f"(default: {DEFAULT_MAX_AGE}; 0: do not check)")
+    add_settings_args(st)
+    st.add_argument("--quiet", action="store_true", help="--check: print nothing when all is well")
     ver = sub.add_parser("verify", help="pre-flight a week's raw files without running the pipeline",
                          description="Sniff format and compression, check compression integrity and footers, "
                                      "count records and list damaged ranges. Writes nothing.")
@@ -146,6 +205,10 @@ def beam_args_for(extra: list[str]) -> list[str]:
     if "multi_threading" in " ".join(extra):
         raise c.ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
                             "in our tests; use in_memory (default) or multi_processing")
+    if any(a == "--dry_run" or a.startswith("--dry_run=") for a in extra):
+        # Beam's own --dry_run (Dataflow: do not submit) would not stop us from publishing
+        raise c.ConfigError("--dry_run is a Beam option and would not stop portcensus from processing "
+                            "and publishing; use --dry-run")
     args = list(extra)
     for i, a in enumerate(args):
         if a == "--runner=DaskRunner":
@@ -191,7 +254,19 @@ def _refuse_unknown(args: list[str]) -> None:
         raise c.ConfigError(f"unknown option(s) {flags}: neither a portcensus flag (see --help) nor a Beam option")
 
 
+def refuse_remote(**paths: str | None) -> None:
+    """Only local paths are supported for reading and publishing: the atomic
+    swap, the lock and the checksum cache need a local file system. Refused
+    up front, before anything is created (``--out s3://x`` made a local
+    ``s3:`` folder and failed half way)."""
+    for flag, path in paths.items():
+        if path and "://" in path:
+            raise c.ConfigError(f"--{flag.replace('_', '-')} {path}: only local paths are supported "
+                                f"(mount the bucket or copy the files, then give the local path)")
+
+
 def config_from(args, week: str | None = None) -> c.RunConfig:
+    refuse_remote(raw=args.raw, out=args.out, site=getattr(args, "site", None))
     return c.RunConfig(
         week=week or getattr(args, "week", None) or "2000-W01", raw=args.raw, out=args.out,
         exclude=args.exclude,
@@ -209,60 +284,68 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         week_slack_hours=getattr(args, "week_slack_hours", c.DEFAULT_WEEK_SLACK_HOURS),
         allow_special_purpose=getattr(args, "allow_special_purpose", False),
         pause_at=os.environ.get(faults.ENV)).validate()
+        pause_at=os.environ.get(faults.ENV),
+        regression_threshold=getattr(args, "regression_threshold", c.DEFAULT_REGRESSION_THRESHOLD),
+        accept_regression=getattr(args, "accept_regression", False)).validate()
 
 
 def cmd_process(args, extra: list[str]) -> int:
-    """run / reprocess / weekly."""
+    """run / reprocess / weekly (and their --dry-run)."""
+    from pipelines.cli_weekly import dry_run, report_outcomes, weekly_raw_weeks
     from pipelines.lock import RunLock
     from pipelines.logs import Progress, setup_logging
-    from pipelines.orchestrate import render, run_weeks, site_is_stale, weekly_weeks
-    from pipelines.summary import format_summary
+    from pipelines.orchestrate import render, run_weeks, site_is_stale
 
     cfg = config_from(args)
     beam_args = beam_args_for(extra)
-    setup_logging(cfg.out, verbose=args.verbose)
-    weeks = [cfg.week] if args.command in ("run", "reprocess") else weekly_weeks(cfg)
+    if not args.dry_run:   # a dry run writes nothing under OUT, not even the log
+        setup_logging(cfg.out, verbose=args.verbose, quiet=args.quiet)
+    weekly = args.command == "weekly"
+    weeks = weekly_raw_weeks(cfg, getattr(args, "since", None)) if weekly else [cfg.week]
     force = args.force or args.command == "reprocess"
+    if args.dry_run:
+        return dry_run(cfg, args, weeks, force)
     progress = Progress()
     site_files = {}
     with RunLock(cfg.out):
-        outcomes = run_weeks(cfg, weeks, beam_args, force,
+        outcomes = run_weeks(cfg, weeks, beam_args, force, keep_going=weekly, quiet=args.quiet,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
-        ran = [o for o in outcomes if o.ran]
+        ran = [o for o in outcomes if o.published]
         if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site)):
             site_files = render(cfg, args.site, args.build_date)
-    if not args.quiet:
-        for o in outcomes:
-            if o.ran:
-                print(format_summary(o.manifest, cfg.out))
-            elif args.command == "run":
-                print(f"week {o.week} is up to date (inputs, opt-outs, GeoIP data and code unchanged); "
-                      f"--force to process it again")
-        if args.command == "weekly" and not ran and not site_files:
-            print("nothing to do: every week is up to date")
-        if site_files:
-            pages = sum(1 for p in site_files if p.endswith(".html"))
-            print(f"site: {pages} pages in {os.path.abspath(args.site)}/ (make serve to browse it)")
-    return EXIT_DAMAGED if any(o.damaged for o in ran) else EXIT_OK
+    return report_outcomes(args, cfg, outcomes, site_files)
 
 
 def cmd_status(args) -> int:
+    from pipelines.health import check
     from pipelines.orchestrate import status_rows
     rows = status_rows(config_from(args))
+    problems = check(rows, args.max_age) if args.check else []
+    code = EXIT_CHECK if problems else EXIT_OK
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
-        return EXIT_OK
+        doc = {"weeks": rows, "problems": problems} if args.check else rows
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return code
+    if args.check:
+        for p in problems:
+            print(p)
+        if not problems and not args.quiet:
+            print(f"ok: {sum(r['published'] for r in rows)} published weeks, all whole and up to date")
+        return code
     if not rows:
         print(f"no weeks under {args.raw} or {args.out}")
         return EXIT_OK
     print(f"{'week':<9} {'published':<10} {'last run':<21} {'files':>5} {'damaged':>7} {'records':>11} "
-          f"{'quar.%':>6}  state")
+          f"{'quar.%':>6} {'cover.':>6}  state")
     for r in rows:
         q = f"{100 * r['quarantine_rate']:.2f}" if r["quarantine_rate"] is not None else "-"
+        cov = f"{r['coverage']:.3f}" if r["coverage"] is not None else "-"
         state = "up to date" if not r["changes"] else "; ".join(r["changes"])
         print(f"{r['week']:<9} {'yes' if r['published'] else 'no':<10} {r['last_run'] or '-':<21} "
               f"{r['files'] if r['files'] is not None else '-':>5} {r['damaged'] if r['damaged'] is not None else '-':>7} "
-              f"{r['records']:>11,} {q:>6}  {state}")
+              f"{r['records']:>11,} {q:>6} {cov:>6}  {state}")
+        for d in r["damaged_files"]:
+            print(f"{'':<9} damaged: {d['file']} ({', '.join(d['kinds'])}; {d['records_kept']:,} records kept)")
         for name, digest in sorted(r["inputs"].items()):
             print(f"{'':<9} {digest}  {name}")
     return EXIT_OK

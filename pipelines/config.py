@@ -29,6 +29,7 @@ DEFAULT_MERGE_ROWS = 1_000_000
 # machine) or "beam" (the packed rows themselves through the runner's
 # shuffle, for runners with a managed shuffle service such as Dataflow's).
 SHUFFLE_MODES = ("files", "beam")
+DEFAULT_REGRESSION_THRESHOLD = 0.02
 PIPELINE_VERSION = "0.1.0"
 # Ports that get their own clean-data partition (the weekly plan's ports, see
 # scanners/scanplan.toml). Observations on any other port (a sweep of 1-1024,
@@ -61,6 +62,11 @@ class RunConfig:
     pause_at: str | None = None     # crash-test seam, see pipelines/faults.py
     week_slack_hours: int = DEFAULT_WEEK_SLACK_HOURS   # records this far outside the ISO week still count
     allow_special_purpose: bool = False   # keep IANA special-purpose space (test networks only)
+    # The regression guard (pipelines/regression.py): a week that would replace
+    # its published version with fewer usable records (by more than this
+    # share), more damaged files or lower coverage is refused unless accepted.
+    regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
+    accept_regression: bool = False
 
     def validate(self) -> "RunConfig":
         from pipelines.discover import DiscoveryError, check_week
@@ -86,6 +92,9 @@ class RunConfig:
                 raise ConfigError(str(exc)) from None
         if not 0 <= self.week_slack_hours <= 168:
             raise ConfigError(f"--week-slack must be 0..168 hours, not {self.week_slack_hours}")
+        if not 0 <= self.regression_threshold < 1:
+            raise ConfigError(f"--regression-threshold must be 0 <= T < 1 (a share, 0.02 = 2%), "
+                              f"not {self.regression_threshold}")
         if self.k < 1:
             raise ConfigError(f"-k must be at least 1, not {self.k}")
         th = self.responders
@@ -123,6 +132,8 @@ class RunConfig:
             "week_window": _window_info(self.week, self.week_slack_hours),
             "special_purpose": _special_info(self.allow_special_purpose),
             "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
+            # what change detection compares: the list's meaning, not its bytes
+            "optout_entries_sha256": _optout_digest(self.exclude),
         }
         return info
 
@@ -143,6 +154,11 @@ def _optout_summary(path: str | None) -> dict | None:
         return None
     from pipelines.optout import load_optout
     return load_optout(path).summary()
+
+
+def _optout_digest(path: str | None) -> str | None:
+    from pipelines.state import optout_digest
+    return optout_digest(path)
 
 
 def _geoip_info(country: str | None, asn: str | None, cache: str) -> dict:

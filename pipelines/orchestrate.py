@@ -12,6 +12,7 @@ import logging
 import os
 
 from pipelines.config import RunConfig
+from pipelines.discover import DiscoveryError
 from pipelines.faults import pause_at
 from pipelines.state import current_inputs, raw_weeks, week_state
 from pipelines.week import clear_stale_staging, load_manifest, process_week, published_weeks
@@ -25,35 +26,67 @@ class WeekOutcome:
     ran: bool
     reasons: list[str]
     manifest: dict | None
+    error: BaseException | None = None    # keep_going: why this week failed (nothing published)
 
     @property
     def damaged(self) -> bool:
-        return bool(self.manifest and self.manifest.get("files_damaged"))
+        return bool(self.manifest and self.manifest.get("files_damaged") and self.error is None)
+
+    @property
+    def published(self) -> bool:
+        return self.ran and self.error is None
 
 
 def _current(cfg: RunConfig) -> dict:
-    return current_inputs(cfg.exclude, cfg.country_db, cfg.asn_db, cfg.geoip_cache)
+    return current_inputs(cfg.exclude, cfg.country_db, cfg.asn_db, cfg.geoip_cache, cfg.k, cfg.responders)
+
+
+def plan_weeks(cfg: RunConfig, weeks: list[str], force: bool,
+               write_cache: bool = True) -> list[tuple[str, list[str]]]:
+    """(week, reasons) for every week: reasons empty when it is up to date.
+    Reads only (except the checksum cache, unless ``write_cache=False``):
+    this is what ``--dry-run`` prints."""
+    current = _current(cfg)
+    plan = []
+    for w in weeks:
+        try:
+            st = week_state(w, cfg.raw, cfg.out, current, write_cache)
+        except DiscoveryError as exc:   # e.g. its folder is empty now: the run says so, loudly
+            plan.append((w, [str(exc)]))
+            continue
+        plan.append((w, st.changes if st.needs_run else (["forced"] if force else [])))
+    return plan
 
 
 def run_weeks(cfg: RunConfig, weeks: list[str], beam_args: list[str], force: bool,
-              on_week=None) -> list[WeekOutcome]:
+              on_week=None, keep_going: bool = False, quiet: bool = False) -> list[WeekOutcome]:
     """Process each of ``weeks`` that changed since it was published (all of
-    them with ``force``). ``on_week(i, n, week, reasons)`` reports progress."""
+    them with ``force``). ``on_week(i, n, week, reasons)`` reports progress.
+
+    With ``keep_going`` (``weekly``) a week that fails does not stop the
+    others: its outcome carries the exception and nothing of it is published.
+    ``quiet`` keeps the runner's worker processes off stderr."""
+    from pipelines.logs import runner_stderr_captured
     clear_stale_staging(cfg.out)   # the caller holds the run lock: any staging is a dead run's
-    current = _current(cfg)
     outcomes = []
     todo = []
-    for w in weeks:
-        st = week_state(w, cfg.raw, cfg.out, current)
-        if force or st.needs_run:
-            todo.append((w, ["forced"] if force and not st.needs_run else st.changes))
+    for w, reasons in plan_weeks(cfg, weeks, force):
+        if reasons:
+            todo.append((w, reasons))
         else:
             outcomes.append(WeekOutcome(w, False, [], load_manifest(cfg.out, w)))
     for i, (w, reasons) in enumerate(todo):
         if on_week:
             on_week(i + 1, len(todo), w, reasons)
         log.info("processing week", extra={"week": w, "reasons": reasons})
-        manifest = process_week(dataclasses.replace(cfg, week=w), beam_args)
+        try:
+            with runner_stderr_captured(quiet):
+                manifest = process_week(dataclasses.replace(cfg, week=w), beam_args)
+        except Exception as exc:  # noqa: BLE001 -- weekly goes on with the other weeks; the CLI translates
+            if not keep_going:
+                raise
+            outcomes.append(WeekOutcome(w, True, reasons, load_manifest(cfg.out, w), exc))
+            continue
         _record_last_run(cfg.out, w)
         log.info("published week", extra={"week": w, "totals": manifest["totals"],
                                            "files_damaged": manifest["files_damaged"]})
@@ -78,20 +111,25 @@ def last_run(out: str, week: str) -> str | None:
         return None
 
 
-def weekly_weeks(cfg: RunConfig) -> list[str]:
-    """Every week that has raw files (the cron entry considers them all)."""
-    return raw_weeks(cfg.raw)
+def weekly_weeks(cfg: RunConfig, since: str | None = None) -> list[str]:
+    """Every week that has a raw folder (the cron entry considers them all),
+    or those from ``since`` on."""
+    return [w for w in raw_weeks(cfg.raw) if since is None or w >= since]
 
 
 def status_rows(cfg: RunConfig) -> list[dict]:
-    """One row per known week (raw or published) for ``portcensus status``."""
+    """One row per known week (raw or published) for ``portcensus status``
+    (pipelines/health.py judges them for ``status --check``)."""
     current = _current(cfg)
     weeks = sorted(set(raw_weeks(cfg.raw)) | set(published_weeks(cfg.out)))
     rows = []
     for w in weeks:
         m = load_manifest(cfg.out, w)
         has_raw = os.path.isdir(os.path.join(cfg.raw, w))
-        st = week_state(w, cfg.raw, cfg.out, current) if has_raw else None
+        try:
+            changes = week_state(w, cfg.raw, cfg.out, current).changes if has_raw else ["raw files gone"]
+        except DiscoveryError as exc:
+            changes = [str(exc)]
         t = (m or {}).get("totals", {})
         read = t.get("read") or 0
         rows.append({
@@ -104,8 +142,12 @@ def status_rows(cfg: RunConfig) -> list[dict]:
             "accepted": t.get("accepted"),
             "quarantine_rate": (t.get("quarantined", 0) / read) if read else None,
             "coverage": ((m or {}).get("coverage") or {}).get("fraction"),
+            "coverage_at_least": ((m or {}).get("coverage") or {}).get("at_least"),
+            "damaged_files": [{"file": f["file"], "kinds": sorted({d["kind"] for d in f.get("damage", [])}),
+                               "records_kept": f.get("accepted", 0) + f.get("merged", 0)}
+                              for f in (m or {}).get("files", []) if f.get("damaged")],
             "inputs": {f["file"]: f["sha256"][:12] for f in (m or {}).get("files", [])},
-            "changes": (st.changes if st else ["raw files gone"]),
+            "changes": changes,
         })
     return rows
 

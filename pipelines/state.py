@@ -1,8 +1,13 @@
 """What changed since a week was published: the basis of incremental runs.
 
-A published week's manifest records the checksum of every input file, of the
-opt-out list, of each GeoIP database and of the pipeline code. A week needs a
-(re)run when any of those differ now, or when it was never published.
+A published week's manifest records the checksum of every input file, the
+opt-out list's entries, each GeoIP database's build, the public-cell ``-k``,
+the responder thresholds and the pipeline code. A week needs a (re)run when
+any of those differ now, or when it was never published. Only content that
+can change the data counts: the opt-out list is compared by its normalised
+entries (comments, spacing, order and duplicates do not trigger a run), a
+GeoIP database by its ``database_type`` and ``build_epoch`` (the same build
+re-downloaded or re-compressed does not).
 
 Hashing a big week's raw files on every cron run would be slow, so a small
 cache (``OUT/.state/<week>.json``: name -> size, mtime, sha256) lets unchanged
@@ -63,9 +68,33 @@ def raw_weeks(raw: str) -> list[str]:
     return sorted(d for d in os.listdir(raw) if WEEK_RE.match(d) and os.path.isdir(os.path.join(raw, d)))
 
 
-def input_checksums(raw: str, week: str, out: str) -> dict[str, str]:
+def misnamed_week_dirs(raw: str) -> list[str]:
+    """Folders under ``raw`` that look meant as weeks but are not named
+    ``YYYY-Www`` (``2025-w23``, ``week23``): their files would never be read,
+    so the operator must hear about them. Hidden folders are left alone."""
+    if not os.path.isdir(raw):
+        return []
+    return sorted(d for d in os.listdir(raw)
+                  if not d.startswith(".") and os.path.isdir(os.path.join(raw, d)) and not WEEK_RE.match(d))
+
+
+def optout_digest(path: str | None) -> str | None:
+    """sha256 of an opt-out list's meaning: its merged address ranges. A
+    comment, blank line, reordering or duplicate entry leaves it unchanged;
+    any address added or removed changes it. Parsing is pipelines.optout's."""
+    if not path:
+        return None
+    from pipelines.optout import merge_intervals, parse_exclude_text
+    with open(path, "rb") as f:
+        entries = parse_exclude_text(f.read(), path)
+    doc = {str(v): merge_intervals([(e.first, e.last) for e in entries if e.version == v]) for v in (4, 6)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def input_checksums(raw: str, week: str, out: str, write_cache: bool = True) -> dict[str, str]:
     """{file name: sha256} of a week's raw files, reusing cached checksums of
-    files whose size and mtime did not change."""
+    files whose size and mtime did not change (``write_cache=False`` for a dry
+    run, which must not write under OUT)."""
     cache_path = os.path.join(out, ".state", f"{week}.json")
     try:
         with open(cache_path) as f:
@@ -80,7 +109,7 @@ def input_checksums(raw: str, week: str, out: str) -> dict[str, str]:
         digest = hit[2] if hit and hit[:2] == key else file_sha256(rf.path)
         sums[rf.name] = digest
         new_cache[rf.name] = key + [digest]
-    if new_cache != cache:
+    if new_cache != cache and write_cache:
         os.makedirs(os.path.dirname(cache_path), exist_ok=True)
         tmp = cache_path + ".tmp"
         with open(tmp, "w") as f:
@@ -100,38 +129,64 @@ class WeekState:
         return bool(self.changes)
 
 
-def week_state(week: str, raw: str, out: str, current: dict) -> WeekState:
-    """Compare a week's published manifest with ``current`` = {"code", "exclude",
-    "geoip": {"country": sha, "asn": sha}} and the raw files on disk."""
+def week_state(week: str, raw: str, out: str, current: dict, write_cache: bool = True) -> WeekState:
+    """Compare a week's published manifest with ``current`` (see
+    ``current_inputs``) and the raw files on disk."""
     from pipelines.week import load_manifest
     m = load_manifest(out, week)
     if m is None:
         return WeekState(week, False, ["never published"])
     changes = []
     published = {f["file"]: f["sha256"] for f in m["files"]}
-    now = input_checksums(raw, week, out)
+    now = input_checksums(raw, week, out, write_cache)
     added, removed = sorted(set(now) - set(published)), sorted(set(published) - set(now))
     changed = sorted(n for n in set(now) & set(published) if now[n] != published[n])
     for label, names in (("inputs added", added), ("inputs removed", removed), ("inputs changed", changed)):
         if names:
             changes.append(f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
-    run = m.get("run", {})
-    if run.get("exclude_sha256") != current.get("exclude"):
+    return WeekState(week, True, changes + settings_changes(m.get("run", {}), current))
+
+
+def settings_changes(run: dict, current: dict) -> list[str]:
+    """What differs between a manifest's ``run`` section and ``current``,
+    beyond the raw files. Manifests from before a key was recorded fall back
+    to what they have (the opt-out file's bytes)."""
+    changes = []
+    if "optout_entries_sha256" in run:
+        if run["optout_entries_sha256"] != current.get("optout"):
+            changes.append("opt-out list changed")
+    elif run.get("exclude_sha256") != current.get("exclude"):
         changes.append("opt-out list changed")
-    geo = {k: v.get("sha256") for k, v in (run.get("geoip") or {}).items()}
-    if geo != current.get("geoip", {}):
-        changes.append("GeoIP databases changed")
+    geo = {role: [v.get("database_type"), v.get("build_epoch")] for role, v in (run.get("geoip") or {}).items()}
+    now = {role: list(v) for role, v in current.get("geoip_builds", {}).items()}
+    if geo != now:
+        roles = sorted(r for r in set(geo) | set(now) if geo.get(r) != now.get(r))
+        changes.append(f"GeoIP database build changed: {', '.join(roles)}")
+    if "k" in current and run.get("k") != current["k"]:
+        changes.append(f"-k changed ({run.get('k')} -> {current['k']})")
+    if "responders" in current and run.get("responder_thresholds") != current["responders"]:
+        changes.append("responder thresholds changed")
     if run.get("code_sha256") != current.get("code"):
         changes.append("pipeline code changed")
-    return WeekState(week, True, changes)
+    return changes
 
 
-def current_inputs(exclude: str | None, country_db: str | None, asn_db: str | None, cache: str) -> dict:
-    """Checksums of what a run would use now (the right-hand side of week_state)."""
+def current_inputs(exclude: str | None, country_db: str | None, asn_db: str | None, cache: str,
+                   k: int | None = None, responders=None) -> dict:
+    """What a run would use now (the right-hand side of week_state): code
+    fingerprint, opt-out digest (and file checksum, for old manifests),
+    each GeoIP database's (type, build_epoch), and ``k`` and the responder
+    thresholds when given."""
     from pipelines.geoip import database_info
-    geo = {}
+    builds = {}
     for role, path in (("country", country_db), ("asn", asn_db)):
         if path:
-            geo[role] = database_info(path, cache)["sha256"]
-    return {"code": code_fingerprint(), "exclude": file_sha256(exclude) if exclude else None,
-            "geoip": geo}
+            info = database_info(path, cache)
+            builds[role] = (info["database_type"], info["build_epoch"])
+    cur = {"code": code_fingerprint(), "exclude": file_sha256(exclude) if exclude else None,
+           "optout": optout_digest(exclude), "geoip_builds": builds}
+    if k is not None:
+        cur["k"] = k
+    if responders is not None:
+        cur["responders"] = dataclasses.asdict(responders)
+    return cur

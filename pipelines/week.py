@@ -9,13 +9,15 @@ Output layout: one folder per week, replaced as a whole::
     OUT/week=<W>/quarantine/<source>.parquet     one row per refused record
 
 Nothing under ``week=<W>`` is touched until the pipeline has finished and its
-manifest's identity holds; then ``pipelines.publish.swap_in`` exchanges the
+manifest's identity holds and it is no regression of the published week
+(pipelines/regression.py); then ``pipelines.publish.swap_in`` exchanges the
 staged folder with the live one in one atomic step. A failed or killed run
 leaves the previous week exactly as it was.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +26,7 @@ from pipelines.config import RunConfig
 from pipelines.faults import pause_at
 from pipelines.manifest import check_identity
 from pipelines.publish import recover, swap_in
+from pipelines.regression import check_regression
 
 
 class RunError(Exception):
@@ -56,6 +59,14 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
         with open(manifest_path) as f:
             manifest = json.load(f)
         check_identity(manifest)
+        # A worse copy (a damaged re-copy, a lost shard) never silently
+        # replaces a good week: refused here, before anything is swapped.
+        accepted = check_regression(load_manifest(cfg.out, cfg.week), manifest,
+                                    cfg.regression_threshold, cfg.accept_regression)
+        if accepted:
+            logging.getLogger("portcensus").warning(
+                f"week {cfg.week}: regression accepted (--accept-regression): {'; '.join(accepted)}",
+                extra={"week": cfg.week, "regression": accepted})
         pause_at("publish", cfg.pause_at)
         swap_in(staging, live)
         return manifest
