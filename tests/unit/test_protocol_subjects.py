@@ -1,0 +1,38 @@
+"""How each protocol module turns a banner into the subject its rules see
+(the parse half of "parse, then match"), and that host names stay out."""
+from __future__ import annotations
+
+from scanners.protocols import smtp
+from scanners.protocols.rules import load_rules
+
+
+def test_smtp_greeting_is_code_domain_and_text():
+    got = smtp.parse("220-mx.example.org ESMTP Exim 4.96 #2 Tue, 02 Jan 2024 11:22:33 -0500\r\n"
+                     "220 and/or bulk e-mail.\r\n")
+    assert (got.greeting_code, got.domain) == (220, "mx.example.org")
+    assert got.subject == "ESMTP Exim 4.96 #2 Tue, 02 Jan 2024 11:22:33 -0500\nand/or bulk e-mail."
+    # Servers that omit the domain: the keyword stays text, nothing is taken as a host.
+    bare = smtp.parse("220 ESMTP Postfix\r\n")
+    assert (bare.domain, bare.subject) == (None, "ESMTP Postfix")
+    assert load_rules("smtp").identify(bare.subject).product == "Postfix"
+    pix = smtp.parse("220 *****************************0*0*0****0***0*0*2000*0*0*00")
+    assert pix.domain is None and load_rules("smtp").identify(pix.subject).device_type == "firewall"
+
+
+def test_smtp_product_token_anywhere_after_the_domain():
+    rules = load_rules("smtp")
+    got = smtp.parse("220 mail.example.com ESMTP Service (IBM Domino Release 9.0.1FP10) ready at Mon, 1 Jan 2024")
+    ident = rules.identify(got.subject)
+    assert (ident.product, ident.version) == ("IBM Domino", "9.0.1FP10")
+    assert ident.cpe == "cpe:2.3:a:ibm:domino:9.0.1fp10:*:*:*:*:*:*:*"
+
+
+def test_smtp_domain_never_reaches_an_identified_value():
+    # A domain that looks like a product token is not part of the subject.
+    rules = load_rules("smtp")
+    for banner in ("220 Exim-4.96.example.com ESMTP", "220 sendmail.example.org ready",
+                   "220 postfix ESMTP", "220 MDaemon-9.6.6 SMTP ready"):
+        got = smtp.parse(banner)
+        assert got.domain and got.domain not in got.subject
+        ident = rules.identify(got.subject)
+        assert ident.rule_id is None, (banner, ident.rule_id)
