@@ -36,3 +36,21 @@ def test_smtp_domain_never_reaches_an_identified_value():
         assert got.domain and got.domain not in got.subject
         ident = rules.identify(got.subject)
         assert ident.rule_id is None, (banner, ident.rule_id)
+
+
+def test_ftp_host_first_greetings_lose_the_host_in_the_subject():
+    from scanners.protocols import ftp
+    got = ftp.parse("220 ftp.example.org FTP server (Version wu-2.6.2(1) Mon Jan 1 10:00:00 UTC 2024) ready.\r\n")
+    assert got.domain == "ftp.example.org" and "example" not in got.subject
+    assert load_rules("ftp").identify(got.subject).version == "2.6.2"
+    ipv6 = ftp.parse("220 ::ffff:192.0.2.8 FTP server (tnftpd 20100324+GSSAPI) ready.")
+    assert ipv6.domain == "::ffff:192.0.2.8" and ipv6.subject.startswith("FTP server (tnftpd")
+    # Product and device words in first position are not hosts.
+    for banner, product in (("220 APC FTP server ready.", "APC Network Management Card FTP"),
+                            ("220 FRITZ!Box7590 FTP server ready.", "FRITZ!Box FTP"),
+                            ("220 Serv-U FTP Server v15.1 ready...", "Serv-U")):
+        got = ftp.parse(banner)
+        assert got.domain is None
+        assert load_rules("ftp").identify(got.subject).product == product
+    # A greeting without a host-first shape keeps its whole text.
+    assert ftp.parse("220 (vsFTPd 3.0.3)").subject == "(vsFTPd 3.0.3)"

@@ -10,6 +10,7 @@ from scanners.protocols.rules import load_rules
 MINIMUM_EXAMPLES = {
     "ssh": 330,
     "smtp": 200,
+    "ftp": 180,
 }
 
 
