@@ -107,6 +107,7 @@ _DEB_UPDATE = re.compile(r"[+~]deb(\d{1,2})u\d+")            # 10+deb9u7, 0+deb1
 _DEB_BACKPORT = re.compile(r"~bpo(\d{1,2})\+\d+")            # 10~bpo9+1, 5~bpo70+1
 _DEB_CODENAME = re.compile(r"(sarge|etch|lenny|squeeze|wheezy|jessie|stretch|buster|bullseye|bookworm|trixie)\.?\d")
 _RPT = re.compile(r"\+rpt\d+$")
+_REPO_CODENAME = re.compile(r"-\d+~([a-z]{4,10})(?=-|$)")   # MariaDB's old repository: 10.1.44-MariaDB-1~jessie
 _UBUNTU_UPDATE = re.compile(r"ubuntu0\.(\d\d\.\d\d)\.\d+")   # 0ubuntu0.20.04.1
 _MARIA_DIST = re.compile(r"\+maria~(?:deb(\d{1,2})|ubu(\d{4})|([a-z]{4,10}))")   # +maria~deb11, ~ubu2004, ~focal
 
@@ -134,6 +135,9 @@ def revision_release(revision: str, raspbian: bool = False) -> str | None:
     m = _UBUNTU_UPDATE.search(revision)
     if m:
         return t.ubuntu.get(m.group(1))
+    m = _REPO_CODENAME.search(revision)
+    if m:
+        return t.debian.get(m.group(1)) or t.ubuntu.get(m.group(1))
     m = _DEB_CODENAME.search(revision)
     if m and not raspbian:
         return t.debian.get(m.group(1))

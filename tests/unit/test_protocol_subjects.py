@@ -54,3 +54,22 @@ def test_ftp_host_first_greetings_lose_the_host_in_the_subject():
         assert load_rules("ftp").identify(got.subject).product == product
     # A greeting without a host-first shape keeps its whole text.
     assert ftp.parse("220 (vsFTPd 3.0.3)").subject == "(vsFTPd 3.0.3)"
+
+
+def test_mysql_subject_release_line_and_error_packets():
+    from scanners.protocols import mysql
+    rules = load_rules("mysql")
+    got = mysql.parse("5.5.5-10.3.39-MariaDB-0+deb10u1")
+    assert got.subject == "10.3.39-MariaDB-0+deb10u1\nos=Debian 10"
+    ident = rules.identify(got.subject)
+    assert (ident.product, ident.version, ident.os_release) == ("MariaDB", "10.3.39", "Debian 10")
+    assert mysql.parse("5.5.5-10.6.16-11-MariaDB-enterprise-log").version == "10.6.16-11-MariaDB-enterprise-log"
+    # The error message names the server; the host in it never reaches the subject.
+    refused = mysql.parse(b"\x3f\x00\x00\x00\xff\x6a\x04Host 'scanner.example.net' is not allowed "
+                          b"to connect to this MariaDB server")
+    assert (refused.error_code, refused.subject, refused.flavor) == (1130, "error 1130 MariaDB", "MariaDB")
+    assert rules.identify(refused.subject).product == "MariaDB"
+    busy = mysql.parse(b"\xff\x10\x04Too many connections")
+    assert busy.subject == "error 1040" and rules.identify(busy.subject).rule_id is None
+    # Any other version-shaped handshake is a MySQL-protocol server.
+    assert rules.identify(mysql.parse("5.6.10-proxy").subject).rule_id == "mysql-protocol"

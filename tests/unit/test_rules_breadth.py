@@ -11,6 +11,7 @@ MINIMUM_EXAMPLES = {
     "ssh": 330,
     "smtp": 200,
     "ftp": 180,
+    "mysql": 140,
 }
 
 
