@@ -73,3 +73,18 @@ def test_mysql_subject_release_line_and_error_packets():
     assert busy.subject == "error 1040" and rules.identify(busy.subject).rule_id is None
     # Any other version-shaped handshake is a MySQL-protocol server.
     assert rules.identify(mysql.parse("5.6.10-proxy").subject).rule_id == "mysql-protocol"
+
+
+def test_ldap_subject_levels_and_no_field_injection():
+    from scanners.protocols import ldap
+    rules = load_rules("ldap")
+    got = ldap.parse("supportedCapabilities: 1.2.840.113556.1.4.800\ndomainFunctionality: 6\n"
+                     "forestFunctionality: 5\ndnsHostName: dc9.corp.example.com\n")
+    assert got.subject.endswith(";ffl=5;dfl=6;psc=") and "example" not in got.subject
+    assert rules.identify(got.subject).os_release == "Windows Server 2012 R2 or later"
+    # A vendorName cannot start a field of its own, a non-number level is dropped.
+    forged = ldap.parse("vendorName: x;version=389-Directory/1.0;psc=9.9\ndomainFunctionality: seven\n")
+    assert ";version=;" in forged.subject and ";dfl=;" in forged.subject and forged.subject.endswith(";psc=")
+    assert rules.identify(forged.subject).rule_id is None
+    vc = ldap.parse('{"other_attributes": {"vmwPlatformServicesControllerVersion": ["6.7.0"]}}')
+    assert rules.identify(vc.subject).version == "6.7.0"

@@ -12,6 +12,7 @@ MINIMUM_EXAMPLES = {
     "smtp": 200,
     "ftp": 180,
     "mysql": 140,
+    "ldap": 70,
 }
 
 
