@@ -30,6 +30,23 @@ NAME = "ftp"
 _HOST_FIRST = re.compile(r"^(\S+)( (?:FTP server \(|Microsoft FTP Service|FTP Server ready))")
 
 
+# The subject side of the host-first shapes (the public side has its own,
+# _HOST_FIRST above): a host-shaped first word before one of these phrases.
+_SUBJECT_HOST_FIRST = re.compile(
+    r"(?P<host>\[?[A-Za-z0-9:][A-Za-z0-9.:-]{0,253}\]?) (?=FTP server \(|FTP server ready|"
+    r"Microsoft FTP Service|X2 WS_FTP Server|WS_FTP Server|NcFTPd Server)")
+# Product or device words some servers put where BSD ftpd puts the host.
+_NOT_A_HOST = frozenset({"APC", "JD", "VxWorks", "FTP", "Welcome"})
+
+
+def greeting_parts(text: str) -> tuple[str | None, str]:
+    """(domain, subject text) of a greeting's joined text."""
+    m = _SUBJECT_HOST_FIRST.match(text)
+    if m and m.group("host") not in _NOT_A_HOST:
+        return m.group("host"), text[m.end():]
+    return None, text
+
+
 @dataclasses.dataclass(frozen=True)
 class FtpBanner:
     greeting_code: int | None       # 220 normally; 421/530 for refusals
@@ -38,6 +55,7 @@ class FtpBanner:
     auth_tls_code: int | None       # the reply after the greeting (masscan's AUTH TLS)
     subject: str
     public: str
+    domain: str | None = None       # the server's own name in host-first greetings (never public)
 
     @property
     def offers_tls(self) -> bool:
@@ -74,8 +92,8 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> FtpBann
         return FtpBanner(None, "", (), None, "", "")
     greeting = replies[0]
     auth = replies[1].code if len(replies) > 1 else None
-    subject = "\n".join(ln.strip() for ln in greeting.lines).strip()
+    domain, subject = greeting_parts("\n".join(ln.strip() for ln in greeting.lines).strip())
     # The public form is the greeting alone: later replies answer masscan's own
     # probe (AUTH TLS) and say nothing more about the server's identity.
     return FtpBanner(greeting.code, greeting.text, tuple(replies), auth, subject,
-                     public_replies(replies[:1], _public_line))
+                     public_replies(replies[:1], _public_line), domain)

@@ -21,7 +21,12 @@ What identifies the server:
 
 Subject and public form: ``ad=1;dcfl=7;vendor=;version=;oc=OpenLDAProotDSE,top``
 (``ad`` is ``1`` for AD, ``lds`` for AD LDS, ``0`` otherwise). Naming
-contexts and host names are never part of it.
+contexts and host names are never part of it. The subject goes on with
+``;ffl=<forestFunctionality>;dfl=<domainFunctionality>;psc=<version>``
+(AD's forest and domain levels, on the same scale as ``dcfl``; VMware's
+``vmwPlatformServicesControllerVersion``), each only when number- or
+version-shaped; ``;`` inside vendorName/vendorVersion becomes ``,`` so a
+value cannot start a field of its own.
 """
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ _SNAKE = {
     "domain_controller_functionality": "domainControllerFunctionality",
     "dns_host_name": "dnsHostName",
     "naming_contexts": "namingContexts",
+    "forest_functionality": "forestFunctionality",
+    "domain_functionality": "domainFunctionality",
 }
 _LINE = re.compile(r"^([A-Za-z][\w-]{0,63}):{1,2} ?(.*)$")
 
@@ -87,6 +94,23 @@ def _attributes(text: str) -> dict[str, list[str]]:
     return attrs
 
 
+_LEVEL = re.compile(r"[0-9]{1,3}")
+_VERSION_SHAPE = re.compile(r"[0-9][\w.+~-]{0,31}")
+
+
+def _shaped(attrs: dict[str, list[str]], name: str, shape: re.Pattern) -> str:
+    value = next(iter(attrs.get(name, ())), "").strip()
+    return value if shape.fullmatch(value) else ""
+
+
+def _level(attrs: dict[str, list[str]], name: str) -> str:
+    return _shaped(attrs, name, _LEVEL)
+
+
+def _field(value: str | None) -> str:
+    return (value or "").replace(";", ",").replace("\n", " ")
+
+
 def parse(banner: str | bytes | None, banner_type: str | None = None) -> LdapBanner:
     attrs = _attributes(as_text(banner))
     caps = set(attrs.get("supportedcapabilities", ()))
@@ -98,8 +122,10 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> LdapBan
     classes = tuple(sorted({c for c in attrs.get("objectclass", ()) if re.fullmatch(r"[\w-]{1,64}", c)}))
     if not attrs:
         return LdapBanner({}, "0", None, None, None, (), "", "")
-    subject = (f"ad={directory};dcfl={'' if dcfl is None else dcfl};vendor={vendor or ''};"
-               f"version={version or ''};oc={','.join(classes)}")
+    subject = (f"ad={directory};dcfl={'' if dcfl is None else dcfl};vendor={_field(vendor)};"
+               f"version={_field(version)};oc={','.join(classes)};ffl={_level(attrs, 'forestfunctionality')};"
+               f"dfl={_level(attrs, 'domainfunctionality')};"
+               f"psc={_shaped(attrs, 'vmwplatformservicescontrollerversion', _VERSION_SHAPE)}")
     public = (f"ad={directory};dcfl={'' if dcfl is None else dcfl};vendor={redact(vendor or '')};"
               f"version={redact(version or '')};oc={','.join(classes)}")
     return LdapBanner(attrs, directory, dcfl, vendor, version, classes, subject, public)

@@ -13,8 +13,14 @@ MariaDB 10+ prefixes its version with ``5.5.5-`` because old MySQL clients
 refuse a major version above 5; the prefix is removed:
 ``5.5.5-10.3.34-MariaDB-0ubuntu0.20.04.1`` -> ``10.3.34-MariaDB-0ubuntu0.20.04.1``.
 That de-prefixed string is the rule subject. Distribution builds append their
-package revision (``-0ubuntu0.20.04.1``, ``-0+deb11u1``, ``-1:10.6.12+maria~ubu2004``),
-which the rules turn into an OS release.
+package revision (``-0ubuntu0.20.04.1``, ``-0+deb11u1``, ``-1:10.6.12+maria~ubu2004``);
+when ``os_releases.py`` maps it to a release, a second subject line
+``os=<release>`` follows (``10.3.39-MariaDB-0+deb10u1\nos=Debian 10``), which
+the rules template into os_release -- so that value is always the table's.
+
+An error packet's subject is ``error <code>`` plus `` MySQL`` or `` MariaDB``
+when its message names the server (``Host '...' is not allowed to connect to
+this MariaDB server``): the message itself, and the host in it, never is.
 
 Public form: the (de-prefixed) version string, redacted.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from scanners.protocols import os_releases
 from scanners.protocols.redact import redact
 from scanners.protocols.rules import as_bytes, as_text
 
@@ -36,7 +43,7 @@ _MARIADB_PREFIX = "5.5.5-"
 class MysqlBanner:
     server_version: str | None      # as sent (with any 5.5.5- prefix)
     version: str | None             # de-prefixed
-    flavor: str | None              # "MariaDB", "MySQL" (when the string says so or nothing else)
+    flavor: str | None              # "MariaDB", "MySQL" (when the string, or an error message, says so)
     error_code: int | None          # raw 0xff error packet
     subject: str
     public: str
@@ -45,7 +52,7 @@ class MysqlBanner:
 def _from_packet(data: bytes) -> tuple[str | None, int | None]:
     """(version, error code) from a raw handshake or error packet, with or
     without its 4-byte header (zgrab2's ``raw_packets`` omit it)."""
-    body = data[4:] if len(data) > 5 and data[4] in (0x0A, 0xFF) else data
+    body = _body(data)
     if len(body) < 2:
         return None, None
     if body[0] == 0x0A:
@@ -57,6 +64,20 @@ def _from_packet(data: bytes) -> tuple[str | None, int | None]:
     return None, None
 
 
+def _body(data: bytes) -> bytes:
+    return data[4:] if len(data) > 5 and data[4] in (0x0A, 0xFF) else data
+
+
+# Which server an error message names; only this word reaches the subject.
+_NAMES_SERVER = re.compile(rb"\b(MariaDB|MySQL)\b")
+
+
+def _error_server(data: bytes) -> str | None:
+    body = _body(data)
+    m = _NAMES_SERVER.search(body[3:512]) if body[:1] == b"\xff" else None
+    return m.group(1).decode() if m else None
+
+
 def parse(banner: str | bytes | None, banner_type: str | None = None) -> MysqlBanner:
     text = as_text(banner)
     error = None
@@ -65,9 +86,16 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> MysqlBa
         version_raw, error = _from_packet(as_bytes(banner))
         candidate = (version_raw or "").strip()
     if not candidate or not _VERSION.fullmatch(candidate):
-        return MysqlBanner(None, None, None, error, "", "" if error is None else f"error {error}")
+        if error is None:
+            return MysqlBanner(None, None, None, None, "", "")
+        server = _error_server(as_bytes(banner))
+        subject = f"error {error} {server}" if server else f"error {error}"
+        return MysqlBanner(None, None, server, error, subject, f"error {error}")
     version = candidate
-    if version.startswith(_MARIADB_PREFIX) and re.match(r"\d+\.\d+\.\d+-MariaDB", version[6:]):
+    # MariaDB Enterprise puts its build between: 5.5.5-10.6.16-11-MariaDB-enterprise
+    if version.startswith(_MARIADB_PREFIX) and re.match(r"\d+\.\d+\.\d+-(?:\d+-)?MariaDB", version[6:]):
         version = version[len(_MARIADB_PREFIX):]
     flavor = "MariaDB" if "MariaDB" in version else "MySQL"
-    return MysqlBanner(candidate, version, flavor, None, version, redact(version))
+    release = os_releases.revision_release(version)
+    subject = f"{version}\nos={release}" if release else version
+    return MysqlBanner(candidate, version, flavor, None, subject, redact(version))

@@ -6,9 +6,14 @@ with ``\\n`` -- greeting, its own ``EHLO``, then ``STARTTLS``:
 zgrab2's ``banner`` is the greeting alone (CRLF kept); its ``ehlo`` reply is
 a separate field.
 
-The greeting is the first reply: ``220 SP domain [SP text]``. The rule
-subject is the greeting text **after the domain**: ``ESMTP Postfix (Ubuntu)``,
-``Python SMTP 1.4.3``; rules therefore never see host names. The EHLO reply
+The greeting is the first reply: ``220 SP domain [SP text]``, parsed into
+code, domain and the text after it. The rule subject is the greeting text
+**after the domain** (continuation lines joined with ``\n``): ``ESMTP
+Postfix (Ubuntu)``, ``Python SMTP 1.4.3``; rules therefore never see host
+names, and product tokens that stand later in the text (``ESMTP Service
+(Lotus Domino Release 9.0.1) ready``) are found by ``search = true`` rules.
+A first word that is no domain but a keyword some servers start with
+(``220 ESMTP ...``, Cisco's masked ``220 *****``) is kept as text. The EHLO reply
 (the first ``250`` reply after the greeting) gives the extension keywords.
 
 Public form: every reply line redacted, with the greeting's domain and the
@@ -19,6 +24,7 @@ literal there, often a single label like ``localhost`` or a container id):
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from scanners.protocols.ftp import public_replies
 from scanners.protocols.redact import redact, redact_host
@@ -39,6 +45,19 @@ class SmtpBanner:
     public: str
 
 
+# First words that are greeting text, not the RFC 5321 domain (servers that
+# omit it, and the PIX/ASA SMTP inspection's asterisk mask).
+_NOT_A_DOMAIN = re.compile(r"(?i)E?SMTP|\*[*0-9]*")
+
+
+def greeting_parts(line: str) -> tuple[str | None, str]:
+    """(domain, text after it) of a greeting's first line, for the subject."""
+    domain, rest = _split_domain(line)
+    if domain and _NOT_A_DOMAIN.fullmatch(domain):
+        return None, line.strip()
+    return domain, rest
+
+
 def _split_domain(line: str) -> tuple[str | None, str]:
     domain, _, rest = line.strip().partition(" ")
     return (domain or None), rest.strip()
@@ -49,7 +68,7 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> SmtpBan
     if not replies:
         return SmtpBanner(None, None, "", (), None, (), "", "")
     greeting = replies[0]
-    domain, first_rest = _split_domain(greeting.lines[0]) if greeting.code else (None, greeting.lines[0])
+    domain, first_rest = greeting_parts(greeting.lines[0]) if greeting.code else (None, greeting.lines[0])
     text = "\n".join([first_rest, *(ln.strip() for ln in greeting.lines[1:])]).strip()
     ehlo_index = next((i for i, r in enumerate(replies[1:], 1) if r.code == 250), None)
     extensions: tuple[str, ...] = ()

@@ -124,7 +124,7 @@ def test_ssh_rfc4253_details():
     assert ssh.parse("SSH-2.0-x").supports == (2,)
     assert ssh.parse("SSH-1.5-x").supports == (1,)
     pre = ssh.parse("Please wait\r\nSSH-2.0-OpenSSH_8.4p1 Debian-5\r\n")
-    assert pre.valid and pre.subject == "OpenSSH_8.4p1 Debian-5"
+    assert pre.valid and pre.subject == "OpenSSH_8.4p1 Debian-5\nos=Debian 11"
     bad = ssh.parse("HTTP/1.1 400 Bad Request")
     assert not bad.valid and bad.software is None
 
