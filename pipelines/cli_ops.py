@@ -80,6 +80,9 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-site", action="store_true", help="publish the data only; do not build the site")
     p.add_argument("--build-date", metavar="YYYY-MM-DD",
                    help="date printed on the site (default: derived from the latest week; never the clock)")
+    p.add_argument("--site-config", metavar="TOML",
+                   help="the site's [site] table: operator, contact, scanner ranges, scan policy, base URL "
+                        "(default: the demo's fictional one, pipelines/report/demo_site.toml)")
     p.add_argument("--quiet", action="store_true", help="print no summary, only errors")
     p.add_argument("--verbose", action="store_true", help="log progress to stderr too")
 
@@ -209,6 +212,14 @@ def cmd_process(args, extra: list[str]) -> int:
 
     cfg = config_from(args)
     beam_args = beam_args_for(extra)
+    if not args.no_site:
+        # Checked before any week runs: a site is never built without a contact.
+        from pipelines.report.identity import SiteConfigError, load_site_config
+        try:
+            load_site_config(getattr(args, "site_config", None))
+        except SiteConfigError as exc:
+            print(f"portcensus {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     setup_logging(cfg.out, verbose=args.verbose)
     weeks = [cfg.week] if args.command in ("run", "reprocess") else weekly_weeks(cfg)
     force = args.force or args.command == "reprocess"
@@ -218,8 +229,9 @@ def cmd_process(args, extra: list[str]) -> int:
         outcomes = run_weeks(cfg, weeks, beam_args, force,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
         ran = [o for o in outcomes if o.ran]
-        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site)):
-            site_files = render(cfg, args.site, args.build_date)
+        site_config = getattr(args, "site_config", None)
+        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site, site_config)):
+            site_files = render(cfg, args.site, args.build_date, site_config=site_config)
     if not args.quiet:
         for o in outcomes:
             if o.ran:

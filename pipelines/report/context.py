@@ -53,10 +53,18 @@ class Meta:
     section: str                   # home | weeks | methodology | optout | downloads
     build_date: str
     attribution: tuple[Link, ...]  # data licences that must be credited on every page
+    identity: object = None        # pipelines.report.identity.SiteIdentity: operator, contact
+    description: str = ""          # one sentence for link previews (og:description)
 
     @property
     def root(self) -> str:
         return "../" * self.path.count("/")
+
+    @property
+    def url(self) -> str:
+        """The page's absolute URL (link previews, feed)."""
+        base = self.identity.base_url if self.identity else ""
+        return base + ("" if self.path == "index.html" else self.path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pipelines.aggregate import DEFAULT_K
 from pipelines.publish import recover, swap_in
 from pipelines.report.context import DataTable, Link
 from pipelines.report.filters import FILTERS, atom_date
+from pipelines.report.identity import SiteIdentity, load_site_config
 from pipelines.report.load import ReportError, load_weeks
 from pipelines.report.site import SiteOptions, build_pages
 
@@ -111,15 +112,21 @@ def load_plan(path: str | None):
 
 
 def build_site(out: str, build_date: str | None = None, k: int = DEFAULT_K, plan=None,
-               from_clean: bool = False, templates: str = TEMPLATES) -> dict[str, bytes]:
-    """{site-relative path: bytes} for every file of the site."""
+               from_clean: bool = False, templates: str = TEMPLATES,
+               identity: SiteIdentity | None = None) -> dict[str, bytes]:
+    """{site-relative path: bytes} for every file of the site. ``identity``
+    (operator, contact, scanner ranges; default: the demo's, see
+    pipelines/report/identity.py) names its plan when ``plan`` is None."""
     if not isinstance(k, int) or k < 1:
         raise ReportError(f"k must be an integer >= 1, not {k!r}")
+    identity = identity or load_site_config()
+    if plan is None and identity.plan:
+        plan = load_plan(identity.plan)
     weeks = load_weeks(out, k, from_clean)
     # Without an explicit date the site is dated by its data (the Monday
     # after the latest week), never by the clock.
     date = check_build_date(build_date) if build_date else atom_date(weeks[-1].week)[:10]
-    opts = SiteOptions(build_date=date, k=k, plan=plan,
+    opts = SiteOptions(build_date=date, k=k, plan=plan, identity=identity,
                        methodology_md=_read(os.path.join(templates, "prose", "methodology.md")),
                        optout_md=_read(os.path.join(templates, "prose", "optout.md")))
     pages, tables = build_pages(weeks, opts)
@@ -189,8 +196,10 @@ def write_site(files: dict[str, bytes], site: str, before_swap=None) -> None:
 
 def render_site(out: str, site: str, build_date: str | None = None, k: int = DEFAULT_K,
                 plan_path: str | None = None, from_clean: bool = False,
-                before_swap=None) -> dict[str, bytes]:
-    """Build the site from ``out`` and write it to ``site``; returns the files."""
-    files = build_site(out, build_date, k, load_plan(plan_path), from_clean)
+                before_swap=None, site_config: str | None = None) -> dict[str, bytes]:
+    """Build the site from ``out`` and write it to ``site``; returns the files.
+    ``site_config``: TOML file with the [site] table (default: the demo's)."""
+    files = build_site(out, build_date, k, load_plan(plan_path), from_clean,
+                       identity=load_site_config(site_config))
     write_site(files, site, before_swap)
     return files

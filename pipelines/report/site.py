@@ -36,6 +36,7 @@ class SiteOptions:
     methodology_md: str      # our own prose (Markdown); scan data never goes through Markdown
     optout_md: str
     plan: object | None = None   # scanners.plan.Plan, when the operator passes one
+    identity: object | None = None   # pipelines.report.identity.SiteIdentity
 
 
 def prose(text: str) -> Markup:
@@ -222,7 +223,8 @@ def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[st
     att = attribution(weeks)
 
     def meta(path: str, title: str, section: str) -> Meta:
-        return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att)
+        return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att,
+                    identity=opts.identity)
 
     ix = [WeekIndex(w, opts.k) for w in weeks]
     pages: list[tuple[str, Output]] = [
