@@ -22,7 +22,7 @@ class Link:
 class Column:
     key: str
     label: str
-    kind: str = "text"     # text | banner | int | count | pct | delta | link (see filters.cell)
+    kind: str = "text"     # text | banner | int | count | pct | delta | pctdelta | points | link (filters.cell)
     numeric: bool = False
 
 
@@ -101,6 +101,12 @@ class HomePage:
     top_ports: DataTable
     chart: Markup
     archive: DataTable
+    headline: object = None                # pipelines.report.finding.Headline
+    ssh: DataTable | None = None           # the SSH top-20 of the latest week, 2013 shape
+    ssh_href: str | None = None
+    ssh_changes: DataTable | None = None   # shares of SSH strings against the previous week
+    changes: DataTable | None = None       # open hosts per port against the previous week
+    previous_week: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +120,7 @@ class WeekPage:
     scanned: str                   # which ports were probed, and where that is known from
     k: int
     from_clean: bool
+    headline: object = None        # pipelines.report.finding.Headline
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,9 @@ from pipelines.report.hostkeys import SSH_PORT, host_key_tables
 from pipelines.report.context import (Column, DataTable, Link, Meta, PortPage, Quality, WeekPage,
                                       WeekSummary)
 from pipelines.report.filters import pct, share, week_range
+from pipelines.report.finding import coverage_flags, headline
 from pipelines.report.load import WeekData
+from pipelines.report.portcov import port_coverage
 
 TOP_BANNERS = 20
 TOP_VALUES = 10
@@ -146,11 +148,16 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
     ix = weeks[i]
     prev = weeks[i - 1] if i > 0 else None
     rows = []
+    cov = port_coverage(ix.data.manifest, ix.data.facts)
+    flags = coverage_flags(weeks, i)
     for key in ix.paged():
         raw, adj = ix.total(key)
         before = prev.total(key)[0] if prev else None
-        rows.append((Link(port_href(ix.week, *key), f"{key[0]}/{key[1]}"), raw, adj,
-                     before, None if before is None else raw - before))
+        name = f"{key[0]}/{key[1]}"
+        c = cov.get(name)
+        differs = None if c is None or prev is None else ("yes" if flags.get(name) else "no")
+        rows.append((Link(port_href(ix.week, *key), name), raw, adj,
+                     before, None if before is None else raw - before, c.fraction if c else None, differs))
     small = [key for key in ix.ports() if ix.total(key)[0] < k]
     label = f"Hosts in {prev.week}" if prev else "Previous week"
     ports = DataTable(
@@ -158,8 +165,11 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
         columns=(Column("port", "Port", "link"), Column("hosts_raw", "Open hosts", "int", True),
                  Column("hosts_adjusted", "Adjusted", "int", True),
                  Column("hosts_previous", label, "int", True),
-                 Column("change", "Change", "delta", True)),
-        note=("Adjusted counts each suspected single responder (a whole /24 or /48 answering "
+                 Column("change", "Change", "delta", True),
+                 Column("coverage", "Coverage", "pct", True),
+                 Column("coverage_differs", "Coverage differs from last week")),
+        note=("Coverage: the share of the port's targets its main job probed (the port page lists every "
+              "job); where it differs from the previous week, part of the change is the scan. " + "Adjusted counts each suspected single responder (a whole /24 or /48 answering "
               "identically) once." + ("" if prev else " This is the first week: nothing to compare.")
               + (f" {_plural(len(small), 'more port', 'more ports')} had fewer than {k} open hosts "
                  f"each ({sum(ix.total(key)[0] for key in small):,} in all); the week's aggregates "
@@ -168,7 +178,8 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
     chart = charts.bar_chart(bars, f"Open hosts per port, {ix.week} (top {len(bars)})", "ports")
     return WeekPage(meta=meta, summary=summary(ix), previous=_link(weeks, i - 1),
                     following=_link(weeks, i + 1), ports=ports, chart=chart,
-                    scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean)
+                    scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean,
+                    headline=headline(ix, plan))
 
 
 def _value_table(ix: WeekIndex, key, dim: str, title: str, limit: int, total: int, k: int) -> DataTable:

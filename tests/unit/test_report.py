@@ -218,7 +218,7 @@ def test_week_page_numbers_and_changes(files):
     assert "Coverage is unknown for this week" in w36 and "1 file was damaged" in w36
     ports = json.loads(files["data/2013-W37/ports.json"])
     assert ports["rows"] == [{"port": "22/tcp", "hosts_raw": 80, "hosts_adjusted": 70,
-                              "hosts_previous": 60, "change": 20}]
+                              "hosts_previous": 60, "change": 20, "coverage": None, "coverage_differs": None}]
     reasons = files["data/2013-W36/quarantine-reasons.csv"].decode().splitlines()
     assert reasons == ["reason,records", "invalid_ip,2", "truncated_record,1"]
 
