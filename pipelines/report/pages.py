@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipelines.aggregate import OTHER
 from pipelines.report import charts
+from pipelines.report.breakdowns import tls_values, value_table
 from pipelines.report.hostkeys import SSH_PORT, host_key_tables
 from pipelines.report.context import (Column, DataTable, Link, Meta, PortPage, Quality, WeekPage,
                                       WeekSummary)
@@ -16,6 +17,7 @@ from pipelines.report.filters import pct, share, week_range
 from pipelines.report.finding import coverage_flags, headline
 from pipelines.report.load import WeekData
 from pipelines.report.portcov import port_coverage
+from pipelines.report.tls import alert_text, tls_parts, tls_text
 
 TOP_BANNERS = 20
 TOP_VALUES = 10
@@ -182,25 +184,6 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
                     headline=headline(ix, plan))
 
 
-def _value_table(ix: WeekIndex, key, dim: str, title: str, limit: int, total: int, k: int) -> DataTable:
-    values = ix.values(key, dim)
-    rows = tuple((v, raw, share(raw, total), adj) for v, raw, adj in values if v != OTHER)[:limit]
-    other = [r for r in values if r[0] == OTHER]
-    note = ""
-    if other:
-        n, adj = other[0][1], other[0][2]
-        note = (f"Another {_plural(n, 'host', 'hosts')} ({adj:,} adjusted) with values seen on fewer "
-                f"than {k} hosts each {'is' if n == 1 else 'are'} counted together as \u201cother\u201d.")
-    port, tr = key
-    return DataTable(
-        slug=f"port-{port}-{tr}-{dim.replace('_', '-')}", title=title, scope=ix.week, rows=rows,
-        columns=(Column("value", "Value", "banner" if dim == "banner" else "text"),
-                 Column("hosts_raw", "Hosts", "int", True),
-                 Column("share", "Share", "pct", True),
-                 Column("hosts_adjusted", "Adjusted", "int", True)),
-        note=note)
-
-
 def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
     values = ix.values(key, "banner")
     named = [(v, raw, adj) for v, raw, adj in values if v != OTHER]
@@ -214,11 +197,16 @@ def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
         note += (f" Another {_plural(other[0], 'host', 'hosts')} ({other[1]:,} adjusted) sent strings "
                  f"each seen on fewer than {k} hosts: counted as \u201cother\u201d, never shown.")
     port, tr = key
+    columns = (Column("hosts_raw", "Hosts", "count", True), Column("banner", "Identification string", "banner"),
+               Column("share", "Share", "pct", True), Column("hosts_adjusted", "Adjusted", "int", True))
+    if any(tls_parts(r[1]) or alert_text(r[1]) for r in rows):
+        # masscan's "TLS/1.0 cipher:0x4" in words, beside the string as sent
+        rows = tuple((r[0], r[1], tls_text(r[1])) + r[2:] for r in rows)
+        columns = columns[:2] + (Column("reads_as", "Reads as"),) + columns[2:]
+        note += " “Reads as” names the TLS version and the IANA cipher suite the server chose."
     table = DataTable(
-        slug=f"port-{port}-{tr}-top20", title="Top identification strings", scope=ix.week,
-        rows=rows, note=note, css="top20",
-        columns=(Column("hosts_raw", "Hosts", "count", True), Column("banner", "Identification string", "banner"),
-                 Column("share", "Share", "pct", True), Column("hosts_adjusted", "Adjusted", "int", True)))
+        slug=f"port-{port}-{tr}-top20", title=f"Top identification strings on {port}/{tr}, {ix.week}",
+        scope=ix.week, rows=rows, note=note, css="top20", columns=columns)
     return table, max(0, total - said)
 
 
@@ -265,13 +253,31 @@ def _trend(weeks: list[WeekIndex], i: int, key, k: int) -> tuple:
     return svg, table
 
 
+def _breakdowns(ix: WeekIndex, key, k: int) -> tuple[DataTable, ...]:
+    """The port's breakdowns that have any value, each adding up to its open hosts."""
+    port, tr = key
+    total = ix.total(key)
+    out = []
+    versions, suites = tls_values(ix.values(key, "banner"))
+    if versions:
+        out.append(value_table(f"port-{port}-{tr}-tls-version", "TLS versions chosen", ix.week, versions,
+                               total, 20, k, what="versions"))
+        out.append(value_table(f"port-{port}-{tr}-tls-cipher-suite", "TLS cipher suites chosen", ix.week,
+                               suites, total, 20, k, what="cipher suites"))
+    for dim, title in BREAKDOWNS:
+        limit = TOP_VALUES if dim in ("country", "asn") else 20
+        out.append(value_table(f"port-{port}-{tr}-{dim.replace('_', '-')}", title, ix.week, ix.values(key, dim),
+                               total, limit, k, country=dim == "country",
+                               what={"country": "countries", "asn": "networks"}.get(dim, "values")))
+    return tuple(t for t in out if t is not None)
+
+
 def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPage:
     ix = weeks[i]
     raw, adj = ix.total(key)
     many = ix.values(key, "many_ports")
     top20, no_banner = _top20(ix, key, raw, k)
-    breakdowns = tuple(_value_table(ix, key, dim, title, TOP_VALUES if dim in ("country", "asn") else 20,
-                                    raw, k) for dim, title in BREAKDOWNS)
+    breakdowns = _breakdowns(ix, key, k)
     prev = weeks[i - 1] if i > 0 else None
     risers, fallers = _movers(ix, prev, key, k) if prev else (None, None)
     trend, trend_table = _trend(weeks, i, key, k)

@@ -65,7 +65,7 @@ def attribution(weeks: list[WeekData]) -> tuple[Link, ...]:
 def tables_of(obj) -> list[DataTable]:
     """Every DataTable reachable from a page context, in field order."""
     if isinstance(obj, DataTable):
-        return [obj]
+        return [obj] if obj.rows else []   # an empty table is neither shown nor published
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return [t for f in dataclasses.fields(obj) for t in tables_of(getattr(obj, f.name))]
     if isinstance(obj, (tuple, list)):
