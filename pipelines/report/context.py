@@ -166,15 +166,30 @@ class OptoutPage:
 
 
 @dataclasses.dataclass(frozen=True)
+class DownloadItem:
+    title: str
+    description: str
+    kind: str                      # top20, country, aggregates, all weeks, ...
+    csv: Link                      # the main file (CSV, or Parquet/JSON for whole aggregates)
+    csv_bytes: int
+    json: Link | None = None
+    json_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DownloadGroup:
     title: str
-    links: tuple[Link, ...]
+    intro: str
+    items: tuple[DownloadItem, ...]
+    week: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class DownloadsPage:
     meta: Meta
     groups: tuple[DownloadGroup, ...]
+    licence: Link | None = None
+    dbip: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,18 @@ def points(x: float | None, digits: int = 1) -> str:
     return DASH if x is None else signed_pct(x, digits)[:-1] + " pt"
 
 
+def size(n: int | None) -> str:
+    """A file size for people: 812 B, 12.3 kB, 4.1 MB (SI units)."""
+    if n is None:
+        return DASH
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}"
+
+
 def clip(text: str | None, limit: int = BANNER_CHARS) -> str:
     if text is None:
         return DASH
@@ -116,7 +128,7 @@ def cell(value, kind: str = "text") -> str:
 
 FILTERS = {
     "intcomma": intcomma, "pct": pct, "signed": signed, "clip": clip,
-    "week_range": week_range, "atom_date": atom_date, "cell": cell, "signed_pct": signed_pct,
+    "week_range": week_range, "atom_date": atom_date, "cell": cell, "signed_pct": signed_pct, "size": size,
 }
 
 

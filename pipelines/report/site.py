@@ -15,7 +15,8 @@ from markupsafe import Markup
 
 from pipelines.aggregate import AGG_FILES, AGG_SCHEMA
 from pipelines.report import charts
-from pipelines.report.context import (Column, DataTable, DownloadGroup, DownloadsPage, Feed, FeedEntry,
+from pipelines.report.downloads import downloads_page, extra_files
+from pipelines.report.context import (Column, DataTable, Feed, FeedEntry,
                                       HomePage, Link, Meta, MethodologyPage, OptoutPage, Output)
 from pipelines.report.filters import atom_date, pct, week_range
 from pipelines.report.load import WeekData
@@ -200,20 +201,6 @@ def optout_page(weeks: list[WeekData], opts: SiteOptions, meta: Meta) -> OptoutP
     return OptoutPage(meta=meta, prose=prose(opts.optout_md), weeks=table)
 
 
-def downloads_page(weeks: list[WeekData], tables: list[DataTable], meta: Meta) -> DownloadsPage:
-    groups = []
-    for w in reversed(weeks):
-        links = [Link(f"data/{w.week}/{name}", f"All aggregates of {w.week} ({name.rsplit('.', 1)[1]})")
-                 for name in AGG_FILES]
-        for t in sorted((t for t in tables if t.scope == w.week), key=lambda t: t.slug):
-            links += [Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")]
-        groups.append(DownloadGroup(f"Week {w.week}", tuple(links)))
-    site_wide = sorted((t for t in tables if t.scope == "all"), key=lambda t: t.slug)
-    groups.append(DownloadGroup("Site-wide tables", tuple(
-        link for t in site_wide for link in (Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")))))
-    return DownloadsPage(meta=meta, groups=tuple(groups))
-
-
 def feed(weeks: list[WeekIndex], meta: Meta) -> Feed:
     entries = []
     for w in reversed(weeks):
@@ -235,8 +222,9 @@ def _unique(tables: list[DataTable]) -> list[DataTable]:
     return [seen[p] for p in sorted(seen)]
 
 
-def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[str, Output]], list[DataTable]]:
-    """Every page's context, plus every table to publish as CSV/JSON."""
+def build_pages(weeks: list[WeekData], opts: SiteOptions):
+    """(every page's context, every table to publish as CSV/JSON, the other
+    data files: all-weeks tables and datapackage.json)."""
     att = attribution(weeks)
 
     def meta(path: str, title: str, section: str) -> Meta:
@@ -260,7 +248,8 @@ def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[st
     pages.append(("optout.html", Output("optout.html", optout_page(
         weeks, opts, meta("optout.html", "Opt out", "optout")))))
     tables = _unique([t for _, o in pages for t in tables_of(o.page)])
+    extra = extra_files(weeks, tables, opts.identity)
     pages.append(("downloads.html", Output("downloads.html", downloads_page(
-        weeks, tables, meta("downloads.html", "Downloads", "downloads")))))
+        weeks, tables, extra, meta("downloads.html", "Downloads", "downloads")))))
     pages.append(("feed.xml", Output("feed.xml", feed(ix, meta("feed.xml", "portcensus weekly", "feed")))))
-    return pages, tables
+    return pages, tables, extra

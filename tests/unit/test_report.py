@@ -2,6 +2,7 @@
 of hostile banners, k-suppression, no address or host name anywhere, the
 folder swap and the CLI."""
 import argparse
+import csv
 import datetime
 import html
 import html.parser
@@ -347,3 +348,23 @@ def test_opt_out_page_footer_and_methodology_name_operator_contact_and_ranges(fi
     for path, data in files.items():
         if path.endswith(".html"):
             assert b"Run by Example Port Census (demonstration). Contact: <a href=\"mailto:" in data, path
+
+
+def test_downloads_index_all_weeks_files_and_no_empty_tables(files):
+    pkg = json.loads(files["data/datapackage.json"])
+    assert pkg["licenses"][0]["name"] == "CC-BY-4.0" and "DB-IP" in pkg["description"]
+    for res in pkg["resources"]:
+        assert len(files["data/" + res["path"]]) == res["bytes"], res["path"]
+    paths = {"data/" + r["path"] for r in pkg["resources"]}
+    assert {p for p in files if p.startswith("data/") and p.endswith(".csv")} <= paths
+    rows = list(csv.DictReader(io.StringIO(files["data/all-weeks/ports.csv"].decode())))
+    assert {r["week"] for r in rows} == {"2013-W36", "2013-W37"}
+    archive = list(csv.DictReader(io.StringIO(files["data/all/archive.csv"].decode())))
+    assert all(r["coverage"] == "" or 0 <= float(r["coverage"]) <= 1 for r in archive)
+    assert any(r["coverage"] for r in archive)
+    for path, data in files.items():
+        if path.startswith("data/") and path.endswith(".csv"):
+            assert data.count(b"\n") >= 2, f"{path} is an empty download"
+    page = files["downloads.html"].decode()
+    assert "CC BY 4.0" in page and re.search(r"</a> \d+(\.\d)? (B|kB|MB)", page)
+    assert ">CSV</a>" in page and 'aria-label="' in page
