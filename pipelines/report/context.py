@@ -146,6 +146,9 @@ class PortPage:
     previous: Link | None          # this port in the previous / next week
     following: Link | None
     host_keys: tuple[DataTable, ...] = ()   # port 22 of a week with zgrab2 ssh keys
+    coverage: str = ""                      # this port's coverage sentence
+    coverage_jobs: DataTable | None = None  # the jobs that found its hosts, with their coverage
+    coverage_warning: str = ""              # set when the previous week's coverage differs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -272,6 +272,40 @@ def _breakdowns(ix: WeekIndex, key, k: int) -> tuple[DataTable, ...]:
     return tuple(t for t in out if t is not None)
 
 
+def port_coverage_parts(weeks: list[WeekIndex], i: int, key) -> tuple[str, DataTable | None, str]:
+    """(sentence, jobs table, warning) of one port's coverage this week."""
+    ix = weeks[i]
+    name = f"{key[0]}/{key[1]}"
+    cov = port_coverage(ix.data.manifest, ix.data.facts).get(name)
+    if cov is None or cov.fraction is None:
+        return (f"Coverage of {name} is not known for this week: the build had no record of which input "
+                "files found its hosts.", None, "")
+    if cov.exact:
+        sentence = f"The scan of {name} covered {pct(cov.fraction)} of its targets."
+    elif cov.at_least is not None and cov.at_least < cov.fraction:
+        sentence = (f"The scan of {name} covered about {pct(cov.fraction)} of its targets (at least "
+                    f"{pct(cov.at_least)}): a shard of its main job lost records.")
+    else:
+        sentence = f"The scan of {name} covered at least {pct(cov.at_least)} of its targets."
+    jobs = DataTable(
+        slug=f"port-{key[0]}-{key[1]}-coverage", title=f"Jobs that found open hosts on {name}", scope=ix.week,
+        columns=(Column("job", "Job (input files by number)"), Column("shards", "Shards", "int", True),
+                 Column("damaged_shards", "Damaged shards", "int", True),
+                 Column("coverage", "Coverage", "pct", True), Column("coverage_at_least", "At least", "pct", True),
+                 Column("hosts", "Hosts found", "int", True)),
+        rows=tuple((j.label, j.shards, j.damaged, j.fraction, j.at_least, j.hosts) for j in cov.jobs),
+        note="The port's coverage is that of the job that found most of its hosts (first row). Files are "
+             "numbered as in the week page's list of damaged files.")
+    warning = ""
+    if i > 0:
+        before = port_coverage(weeks[i - 1].data.manifest, weeks[i - 1].data.facts).get(name)
+        if not cov.comparable(before):
+            then = pct(before.fraction) if before and before.fraction is not None else "unknown"
+            warning = (f"Coverage of {name} differs from {weeks[i - 1].week} ({then} then, {pct(cov.fraction)} "
+                       "now): part of any change since then is the scan, not the Internet.")
+    return sentence, jobs, warning
+
+
 def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPage:
     ix = weeks[i]
     raw, adj = ix.total(key)
@@ -289,4 +323,5 @@ def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPa
         risers=risers, fallers=fallers, trend=trend, trend_table=trend_table,
         previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key),
         host_keys=host_key_tables(ix.data.host_keys, ix.week)
-        if key == SSH_PORT and ix.data.host_keys else ())
+        if key == SSH_PORT and ix.data.host_keys else (),
+        **dict(zip(("coverage", "coverage_jobs", "coverage_warning"), port_coverage_parts(weeks, i, key))))
