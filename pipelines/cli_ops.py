@@ -124,6 +124,9 @@ def add_parsers(sub) -> None:
     demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
     demo.add_argument("--seed", type=int, default=2013, help="random seed (default: 2013)")
     demo.add_argument("--force", action="store_true", help="rewrite the week even if it exists")
+    demo.add_argument("--weeks", type=int, default=1,
+                      help="write this many consecutive weeks from --week on, one population aged a week at "
+                           "a time (churn, upgrades, a new release adopted) (default: 1)")
 
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -281,13 +284,17 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from scanners.synth.demo import write_demo_week
-    target = os.path.join(args.raw, args.week)
-    if os.path.isdir(target) and os.listdir(target) and not args.force:
-        print(f"demo week already present in {target} (--force to rewrite)")
-        return EXIT_OK
-    truth = write_demo_week(args.raw, args.week, args.seed)
-    print(f"wrote demo week {args.week} to {target}: {len(truth.get('files', {}))} files")
+    from scanners.synth.demo import next_weeks, write_demo_week
+    if args.weeks < 1:
+        print("portcensus demo: --weeks must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    for age, week in enumerate(next_weeks(args.week, args.weeks)):
+        target = os.path.join(args.raw, week)
+        if os.path.isdir(target) and os.listdir(target) and not args.force:
+            print(f"demo week already present in {target} (--force to rewrite)")
+            continue
+        truth = write_demo_week(args.raw, week, args.seed, age)
+        print(f"wrote demo week {week} to {target}: {len(truth.get('files', {}))} files")
     return EXIT_OK
 
 
