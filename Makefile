@@ -17,7 +17,7 @@ CLUSTER ?= .cluster
 DASK_PORT ?= 8786
 DASK_WORKERS ?= 2
 
-.PHONY: help setup system-deps run demo test test-net bench bench-scale bench-gcd golden serve cluster cluster-stop clean
+.PHONY: help setup system-deps run demo demo-weeks test test-net bench bench-scale bench-gcd golden serve cluster cluster-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ system-deps:  ## install the Debian packages the browser and scanner tests use (
 
 demo: $(STAMP)  ## write the synthetic demo week into data/raw (if absent)
 	$(BIN)/portcensus demo --raw $(RAW) --week $(WEEK)
+
+demo-weeks: $(STAMP)  ## four evolving demo weeks from WEEK on (one population aged: churn, upgrades, a new release), processed and rendered into SITE
+	$(BIN)/portcensus demo --raw $(RAW) --week $(WEEK) --weeks 4
+	@$(BIN)/portcensus weekly --raw $(RAW) --out $(OUT) --site $(SITE) --quiet; rc=$$?; \
+	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; echo "site: $(SITE)/ (make serve to browse it)"
 
 run: demo  ## process the demo week and print the summary
 	@$(BIN)/portcensus run --week $(WEEK) --raw $(RAW) --out $(OUT) --force; rc=$$?; \

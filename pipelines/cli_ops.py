@@ -121,6 +121,9 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-site", action="store_true", help="publish the data only; do not build the site")
     p.add_argument("--build-date", metavar="YYYY-MM-DD",
                    help="date printed on the site (default: derived from the latest week; never the clock)")
+    p.add_argument("--site-config", metavar="TOML",
+                   help="the site's [site] table: operator, contact, scanner ranges, scan policy, base URL "
+                        "(default: the demo's fictional one, pipelines/report/demo_site.toml)")
     p.add_argument("--dry-run", action="store_true",
                    help="say which weeks would be processed and why, and whether the site would be "
                         "rebuilt; process, publish and write nothing (no lock, no log, no cache)")
@@ -189,6 +192,9 @@ def add_parsers(sub) -> None:
     demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
     demo.add_argument("--seed", type=int, default=2013, help="random seed (default: 2013)")
     demo.add_argument("--force", action="store_true", help="rewrite the week even if it exists")
+    demo.add_argument("--weeks", type=int, default=1,
+                      help="write this many consecutive weeks from --week on, one population aged a week at "
+                           "a time (churn, upgrades, a new release adopted) (default: 1)")
 
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -298,6 +304,14 @@ def cmd_process(args, extra: list[str]) -> int:
 
     cfg = config_from(args)
     beam_args = beam_args_for(extra)
+    if not args.no_site:
+        # Checked before any week runs: a site is never built without a contact.
+        from pipelines.report.identity import SiteConfigError, load_site_config
+        try:
+            load_site_config(getattr(args, "site_config", None))
+        except SiteConfigError as exc:
+            print(f"portcensus {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if not args.dry_run:   # a dry run writes nothing under OUT, not even the log
         setup_logging(cfg.out, verbose=args.verbose, quiet=args.quiet)
     weekly = args.command == "weekly"
@@ -311,8 +325,9 @@ def cmd_process(args, extra: list[str]) -> int:
         outcomes = run_weeks(cfg, weeks, beam_args, force, keep_going=weekly, quiet=args.quiet,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
         ran = [o for o in outcomes if o.published]
-        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site)):
-            site_files = render(cfg, args.site, args.build_date)
+        site_config = getattr(args, "site_config", None)
+        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site, site_config)):
+            site_files = render(cfg, args.site, args.build_date, site_config=site_config)
     return report_outcomes(args, cfg, outcomes, site_files)
 
 
@@ -363,13 +378,17 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from scanners.synth.demo import write_demo_week
-    target = os.path.join(args.raw, args.week)
-    if os.path.isdir(target) and os.listdir(target) and not args.force:
-        print(f"demo week already present in {target} (--force to rewrite)")
-        return EXIT_OK
-    truth = write_demo_week(args.raw, args.week, args.seed)
-    print(f"wrote demo week {args.week} to {target}: {len(truth.get('files', {}))} files")
+    from scanners.synth.demo import next_weeks, write_demo_week
+    if args.weeks < 1:
+        print("portcensus demo: --weeks must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    for age, week in enumerate(next_weeks(args.week, args.weeks)):
+        target = os.path.join(args.raw, week)
+        if os.path.isdir(target) and os.listdir(target) and not args.force:
+            print(f"demo week already present in {target} (--force to rewrite)")
+            continue
+        truth = write_demo_week(args.raw, week, args.seed, age)
+        print(f"wrote demo week {week} to {target}: {len(truth.get('files', {}))} files")
     return EXIT_OK
 
 

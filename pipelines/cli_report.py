@@ -45,6 +45,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--plan", metavar="TOML",
                    help="scan plan (scanners/scanplan.toml) to state ports, rate and shards on the "
                         "methodology page")
+    p.add_argument("--site-config", metavar="TOML",
+                   help="the site's [site] table: operator, contact, scanner ranges, scan policy, base URL "
+                        "(default: the demo's fictional one, pipelines/report/demo_site.toml)")
     p.add_argument("--from-clean", action="store_true",
                    help="for weeks published without aggregates, compute them from their clean Parquet")
 
@@ -61,7 +64,7 @@ def dispatch(args) -> int | None:
     try:
         with RunLock(args.out):
             files = render_site(args.out, args.site, args.build_date, args.k, args.plan,
-                                args.from_clean)
+                                args.from_clean, site_config=args.site_config)
     except ReportError as exc:
         print(f"portcensus render: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -156,9 +156,10 @@ def status_rows(cfg: RunConfig) -> list[dict]:
 REPORT_DIRS = ("pipelines/report", "report_templates")
 
 
-def site_fingerprint(out: str) -> str:
+def site_fingerprint(out: str, site_config: str | None = None) -> str:
     """sha256 over everything a site build reads: each published week's
-    manifest and aggregates, and the renderer's code and templates."""
+    manifest and aggregates, the renderer's code and templates, and the site
+    config (--site-config; the default one is under pipelines/report)."""
     import glob
     import hashlib
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,6 +175,9 @@ def site_fingerprint(out: str) -> str:
             if os.path.isfile(path) and "__pycache__" not in path:
                 with open(path, "rb") as f:
                     h.update(os.path.relpath(path, root).encode() + hashlib.sha256(f.read()).digest())
+    if site_config and os.path.isfile(site_config):
+        with open(site_config, "rb") as f:
+            h.update(b"site-config" + hashlib.sha256(f.read()).digest())
     return h.hexdigest()
 
 
@@ -181,7 +185,7 @@ def _site_state(out: str) -> str:
     return os.path.join(out, ".state", "site.json")
 
 
-def site_is_stale(out: str, site: str) -> bool:
+def site_is_stale(out: str, site: str, site_config: str | None = None) -> bool:
     import json
     try:
         with open(_site_state(out)) as f:
@@ -189,10 +193,11 @@ def site_is_stale(out: str, site: str) -> bool:
     except (OSError, ValueError):
         return True
     return (state.get("site") != os.path.abspath(site) or not os.path.isdir(site)
-            or state.get("fingerprint") != site_fingerprint(out))
+            or state.get("fingerprint") != site_fingerprint(out, site_config))
 
 
-def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: str | None = None) -> dict:
+def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: str | None = None,
+           site_config: str | None = None) -> dict:
     """Rebuild the whole site from the published weeks and swap it in.
 
     Deterministic: other weeks' pages come out byte-identical, so replacing
@@ -202,11 +207,11 @@ def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: 
     if not published_weeks(cfg.out):
         return {}
     files = render_site(cfg.out, site, build_date, cfg.k, plan_path,
-                        before_swap=lambda: pause_at("render", cfg.pause_at))
+                        before_swap=lambda: pause_at("render", cfg.pause_at), site_config=site_config)
     path = _site_state(cfg.out)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
-        json.dump({"site": os.path.abspath(site), "fingerprint": site_fingerprint(cfg.out)}, f)
+        json.dump({"site": os.path.abspath(site), "fingerprint": site_fingerprint(cfg.out, site_config)}, f)
     os.replace(path + ".tmp", path)
     log.info("site written", extra={"site": site, "files": len(files)})
     return files

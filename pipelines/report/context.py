@@ -22,7 +22,7 @@ class Link:
 class Column:
     key: str
     label: str
-    kind: str = "text"     # text | banner | int | count | pct | delta | link (see filters.cell)
+    kind: str = "text"     # text | banner | int | count | pct | delta | pctdelta | points | link (filters.cell)
     numeric: bool = False
 
 
@@ -53,10 +53,18 @@ class Meta:
     section: str                   # home | weeks | methodology | optout | downloads
     build_date: str
     attribution: tuple[Link, ...]  # data licences that must be credited on every page
+    identity: object = None        # pipelines.report.identity.SiteIdentity: operator, contact
+    description: str = ""          # one sentence for link previews (og:description)
 
     @property
     def root(self) -> str:
         return "../" * self.path.count("/")
+
+    @property
+    def url(self) -> str:
+        """The page's absolute URL (link previews, feed)."""
+        base = self.identity.base_url if self.identity else ""
+        return base + ("" if self.path == "index.html" else self.path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +105,12 @@ class HomePage:
     top_ports: DataTable
     chart: Markup
     archive: DataTable
+    headline: object = None                # pipelines.report.finding.Headline
+    ssh: DataTable | None = None           # the SSH top-20 of the latest week, 2013 shape
+    ssh_href: str | None = None
+    ssh_changes: DataTable | None = None   # shares of SSH strings against the previous week
+    changes: DataTable | None = None       # open hosts per port against the previous week
+    previous_week: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +124,7 @@ class WeekPage:
     scanned: str                   # which ports were probed, and where that is known from
     k: int
     from_clean: bool
+    headline: object = None        # pipelines.report.finding.Headline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +150,9 @@ class PortPage:
     previous: Link | None          # this port in the previous / next week
     following: Link | None
     host_keys: tuple[DataTable, ...] = ()   # port 22 of a week with zgrab2 ssh keys
+    coverage: str = ""                      # this port's coverage sentence
+    coverage_jobs: DataTable | None = None  # the jobs that found its hosts, with their coverage
+    coverage_warning: str = ""              # set when the previous week's coverage differs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,15 +173,30 @@ class OptoutPage:
 
 
 @dataclasses.dataclass(frozen=True)
+class DownloadItem:
+    title: str
+    description: str
+    kind: str                      # top20, country, aggregates, all weeks, ...
+    csv: Link                      # the main file (CSV, or Parquet/JSON for whole aggregates)
+    csv_bytes: int
+    json: Link | None = None
+    json_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DownloadGroup:
     title: str
-    links: tuple[Link, ...]
+    intro: str
+    items: tuple[DownloadItem, ...]
+    week: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class DownloadsPage:
     meta: Meta
     groups: tuple[DownloadGroup, ...]
+    licence: Link | None = None
+    dbip: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

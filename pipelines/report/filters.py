@@ -47,6 +47,31 @@ def signed(n: int | None) -> str:
     return "\u00b10"
 
 
+def signed_pct(x: float | None, digits: int = 1) -> str:
+    """A relative change or a change of share: 0.123 -> '+12.3%', -0.05 -> '−5.0%'."""
+    if x is None:
+        return DASH
+    text = f"{abs(x) * 100:.{digits}f}%"
+    return ("+" if x > 0 else MINUS if x < 0 else "\u00b1") + text
+
+
+def points(x: float | None, digits: int = 1) -> str:
+    """A change of share in percentage points: 0.021 -> '+2.1 pt'."""
+    return DASH if x is None else signed_pct(x, digits)[:-1] + " pt"
+
+
+def size(n: int | None) -> str:
+    """A file size for people: 812 B, 12.3 kB, 4.1 MB (SI units)."""
+    if n is None:
+        return DASH
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}"
+
+
 def clip(text: str | None, limit: int = BANNER_CHARS) -> str:
     if text is None:
         return DASH
@@ -92,6 +117,10 @@ def cell(value, kind: str = "text") -> str:
         return pct(value)
     if kind == "delta":
         return signed(value)
+    if kind == "pctdelta":
+        return signed_pct(value)
+    if kind == "points":
+        return points(value)
     if kind == "banner":
         return clip(value)
     return str(value)
@@ -99,7 +128,7 @@ def cell(value, kind: str = "text") -> str:
 
 FILTERS = {
     "intcomma": intcomma, "pct": pct, "signed": signed, "clip": clip,
-    "week_range": week_range, "atom_date": atom_date, "cell": cell,
+    "week_range": week_range, "atom_date": atom_date, "cell": cell, "signed_pct": signed_pct, "size": size,
 }
 
 

@@ -107,11 +107,23 @@ def write_aggregates(out: str, k: int = GOLDEN_K) -> None:
                 f.write(data)
 
 
-def build_golden(base: str) -> dict[str, bytes]:
+def golden_identity():
+    """The demo's fictional identity without its scan plan (the golden weeks
+    are real fixture files, not the demo plan's jobs)."""
+    import dataclasses
+    from pipelines.report.identity import load_site_config
+    return dataclasses.replace(load_site_config(), plan=None)
+
+
+def build_golden_site(out: str) -> dict[str, bytes]:
     from pipelines.report.render import build_site
+    return build_site(out, GOLDEN_BUILD_DATE, GOLDEN_K, identity=golden_identity())
+
+
+def build_golden(base: str) -> dict[str, bytes]:
     out = publish_weeks(base)
     write_aggregates(out)
-    return build_site(out, GOLDEN_BUILD_DATE, GOLDEN_K)
+    return build_golden_site(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import aggregate as agg
+from pipelines.report.facts import load_week_facts
 from pipelines.week import load_manifest, published_weeks, week_path
 
 
@@ -40,6 +41,7 @@ class WeekData:
     downloads: dict[str, bytes]     # AGG_FILES name -> bytes to publish
     from_clean: bool = False        # computed here from clean Parquet, not by the stage
     host_keys: dict | None = None   # aggregates/host_keys.json (weeks with zgrab2 ssh keys)
+    facts: dict | None = None       # pipelines/report/facts.py: distinct addresses, files per port
 
 
 def _is_week(week: str) -> bool:
@@ -109,12 +111,13 @@ def load_week(out: str, week: str, k: int, from_clean: bool = False) -> WeekData
         keys = _host_keys(folder, k)
         if keys is not None:
             downloads[HOST_KEYS] = (json.dumps(keys, indent=2, sort_keys=True) + "\n").encode()
-        return WeekData(week, manifest, table, downloads, host_keys=keys)
+        return WeekData(week, manifest, table, downloads, host_keys=keys, facts=load_week_facts(out, week))
     if not from_clean:
         raise ReportError(f"week {week} has no aggregates ({parquet}); rerun the week with the "
                           "Aggregate stage, or render with --from-clean")
     table = agg.suppress(aggregates_from_clean(out, week), k)
-    return WeekData(week, manifest, table, agg.serialise(table), from_clean=True)
+    return WeekData(week, manifest, table, agg.serialise(table), from_clean=True,
+                    facts=load_week_facts(out, week))
 
 
 def load_weeks(out: str, k: int, from_clean: bool = False) -> list[WeekData]:

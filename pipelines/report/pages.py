@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from pipelines.aggregate import OTHER
 from pipelines.report import charts
+from pipelines.report.breakdowns import tls_values, value_table
 from pipelines.report.hostkeys import SSH_PORT, host_key_tables
 from pipelines.report.context import (Column, DataTable, Link, Meta, PortPage, Quality, WeekPage,
                                       WeekSummary)
 from pipelines.report.filters import pct, share, week_range
+from pipelines.report.finding import coverage_flags, headline
 from pipelines.report.load import WeekData
+from pipelines.report.portcov import port_coverage
+from pipelines.report.tls import alert_text, tls_parts, tls_text
 
 TOP_BANNERS = 20
 TOP_VALUES = 10
@@ -150,11 +154,16 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
     ix = weeks[i]
     prev = weeks[i - 1] if i > 0 else None
     rows = []
+    cov = port_coverage(ix.data.manifest, ix.data.facts)
+    flags = coverage_flags(weeks, i)
     for key in ix.paged():
         raw, adj = ix.total(key)
         before = prev.total(key)[0] if prev else None
-        rows.append((Link(port_href(ix.week, *key), f"{key[0]}/{key[1]}"), raw, adj,
-                     before, None if before is None else raw - before))
+        name = f"{key[0]}/{key[1]}"
+        c = cov.get(name)
+        differs = None if c is None or prev is None else ("yes" if flags.get(name) else "no")
+        rows.append((Link(port_href(ix.week, *key), name), raw, adj,
+                     before, None if before is None else raw - before, c.fraction if c else None, differs))
     small = [key for key in ix.ports() if ix.total(key)[0] < k]
     label = f"Hosts in {prev.week}" if prev else "Previous week"
     ports = DataTable(
@@ -162,8 +171,11 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
         columns=(Column("port", "Port", "link"), Column("hosts_raw", "Open hosts", "int", True),
                  Column("hosts_adjusted", "Adjusted", "int", True),
                  Column("hosts_previous", label, "int", True),
-                 Column("change", "Change", "delta", True)),
-        note=("Adjusted counts each suspected single responder (a whole /24 or /48 answering "
+                 Column("change", "Change", "delta", True),
+                 Column("coverage", "Coverage", "pct", True),
+                 Column("coverage_differs", "Coverage differs from last week")),
+        note=("Coverage: the share of the port's targets its main job probed (the port page lists every "
+              "job); where it differs from the previous week, part of the change is the scan. " + "Adjusted counts each suspected single responder (a whole /24 or /48 answering "
               "identically) once." + ("" if prev else " This is the first week: nothing to compare.")
               + (f" {_plural(len(small), 'more port', 'more ports')} had fewer than {k} open hosts "
                  f"each ({sum(ix.total(key)[0] for key in small):,} in all); the week's aggregates "
@@ -172,26 +184,8 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
     chart = charts.bar_chart(bars, f"Open hosts per port, {ix.week} (top {len(bars)})", "ports")
     return WeekPage(meta=meta, summary=summary(ix), previous=_link(weeks, i - 1),
                     following=_link(weeks, i + 1), ports=ports, chart=chart,
-                    scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean)
-
-
-def _value_table(ix: WeekIndex, key, dim: str, title: str, limit: int, total: int, k: int) -> DataTable:
-    values = ix.values(key, dim)
-    rows = tuple((v, raw, share(raw, total), adj) for v, raw, adj in values if v != OTHER)[:limit]
-    other = [r for r in values if r[0] == OTHER]
-    note = ""
-    if other:
-        n, adj = other[0][1], other[0][2]
-        note = (f"Another {_plural(n, 'host', 'hosts')} ({adj:,} adjusted) with values seen on fewer "
-                f"than {k} hosts each {'is' if n == 1 else 'are'} counted together as \u201cother\u201d.")
-    port, tr = key
-    return DataTable(
-        slug=f"port-{port}-{tr}-{dim.replace('_', '-')}", title=title, scope=ix.week, rows=rows,
-        columns=(Column("value", "Value", "banner" if dim == "banner" else "text"),
-                 Column("hosts_raw", "Hosts", "int", True),
-                 Column("share", "Share", "pct", True),
-                 Column("hosts_adjusted", "Adjusted", "int", True)),
-        note=note)
+                    scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean,
+                    headline=headline(ix, plan))
 
 
 def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
@@ -207,11 +201,16 @@ def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
         note += (f" Another {_plural(other[0], 'host', 'hosts')} ({other[1]:,} adjusted) sent strings "
                  f"each seen on fewer than {k} hosts: counted as \u201cother\u201d, never shown.")
     port, tr = key
+    columns = (Column("hosts_raw", "Hosts", "count", True), Column("banner", "Identification string", "banner"),
+               Column("share", "Share", "pct", True), Column("hosts_adjusted", "Adjusted", "int", True))
+    if any(tls_parts(r[1]) or alert_text(r[1]) for r in rows):
+        # masscan's "TLS/1.0 cipher:0x4" in words, beside the string as sent
+        rows = tuple((r[0], r[1], tls_text(r[1])) + r[2:] for r in rows)
+        columns = columns[:2] + (Column("reads_as", "Reads as"),) + columns[2:]
+        note += " “Reads as” names the TLS version and the IANA cipher suite the server chose."
     table = DataTable(
-        slug=f"port-{port}-{tr}-top20", title="Top identification strings", scope=ix.week,
-        rows=rows, note=note, css="top20",
-        columns=(Column("hosts_raw", "Hosts", "count", True), Column("banner", "Identification string", "banner"),
-                 Column("share", "Share", "pct", True), Column("hosts_adjusted", "Adjusted", "int", True)))
+        slug=f"port-{port}-{tr}-top20", title=f"Top identification strings on {port}/{tr}, {ix.week}",
+        scope=ix.week, rows=rows, note=note, css="top20", columns=columns)
     return table, max(0, total - said)
 
 
@@ -258,13 +257,65 @@ def _trend(weeks: list[WeekIndex], i: int, key, k: int) -> tuple:
     return svg, table
 
 
+def _breakdowns(ix: WeekIndex, key, k: int) -> tuple[DataTable, ...]:
+    """The port's breakdowns that have any value, each adding up to its open hosts."""
+    port, tr = key
+    total = ix.total(key)
+    out = []
+    versions, suites = tls_values(ix.values(key, "banner"))
+    if versions:
+        out.append(value_table(f"port-{port}-{tr}-tls-version", "TLS versions chosen", ix.week, versions,
+                               total, 20, k, what="versions"))
+        out.append(value_table(f"port-{port}-{tr}-tls-cipher-suite", "TLS cipher suites chosen", ix.week,
+                               suites, total, 20, k, what="cipher suites"))
+    for dim, title in BREAKDOWNS:
+        limit = TOP_VALUES if dim in ("country", "asn") else 20
+        out.append(value_table(f"port-{port}-{tr}-{dim.replace('_', '-')}", title, ix.week, ix.values(key, dim),
+                               total, limit, k, country=dim == "country",
+                               what={"country": "countries", "asn": "networks"}.get(dim, "values")))
+    return tuple(t for t in out if t is not None)
+
+
+def port_coverage_parts(weeks: list[WeekIndex], i: int, key) -> tuple[str, DataTable | None, str]:
+    """(sentence, jobs table, warning) of one port's coverage this week."""
+    ix = weeks[i]
+    name = f"{key[0]}/{key[1]}"
+    cov = port_coverage(ix.data.manifest, ix.data.facts).get(name)
+    if cov is None or cov.fraction is None:
+        return (f"Coverage of {name} is not known for this week: the build had no record of which input "
+                "files found its hosts.", None, "")
+    if cov.exact:
+        sentence = f"The scan of {name} covered {pct(cov.fraction)} of its targets."
+    elif cov.at_least is not None and cov.at_least < cov.fraction:
+        sentence = (f"The scan of {name} covered about {pct(cov.fraction)} of its targets (at least "
+                    f"{pct(cov.at_least)}): a shard of its main job lost records.")
+    else:
+        sentence = f"The scan of {name} covered at least {pct(cov.at_least)} of its targets."
+    jobs = DataTable(
+        slug=f"port-{key[0]}-{key[1]}-coverage", title=f"Jobs that found open hosts on {name}", scope=ix.week,
+        columns=(Column("job", "Job (input files by number)"), Column("shards", "Shards", "int", True),
+                 Column("damaged_shards", "Damaged shards", "int", True),
+                 Column("coverage", "Coverage", "pct", True), Column("coverage_at_least", "At least", "pct", True),
+                 Column("hosts", "Hosts found", "int", True)),
+        rows=tuple((j.label, j.shards, j.damaged, j.fraction, j.at_least, j.hosts) for j in cov.jobs),
+        note="The port's coverage is that of the job that found most of its hosts (first row). Files are "
+             "numbered as in the week page's list of damaged files.")
+    warning = ""
+    if i > 0:
+        before = port_coverage(weeks[i - 1].data.manifest, weeks[i - 1].data.facts).get(name)
+        if not cov.comparable(before):
+            then = pct(before.fraction) if before and before.fraction is not None else "unknown"
+            warning = (f"Coverage of {name} differs from {weeks[i - 1].week} ({then} then, {pct(cov.fraction)} "
+                       "now): part of any change since then is the scan, not the Internet.")
+    return sentence, jobs, warning
+
+
 def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPage:
     ix = weeks[i]
     raw, adj = ix.total(key)
     many = ix.values(key, "many_ports")
     top20, no_banner = _top20(ix, key, raw, k)
-    breakdowns = tuple(_value_table(ix, key, dim, title, TOP_VALUES if dim in ("country", "asn") else 20,
-                                    raw, k) for dim, title in BREAKDOWNS)
+    breakdowns = _breakdowns(ix, key, k)
     prev = weeks[i - 1] if i > 0 else None
     risers, fallers = _movers(ix, prev, key, k) if prev else (None, None)
     trend, trend_table = _trend(weeks, i, key, k)
@@ -276,4 +327,5 @@ def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPa
         risers=risers, fallers=fallers, trend=trend, trend_table=trend_table,
         previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key),
         host_keys=host_key_tables(ix.data.host_keys, ix.week)
-        if key == SSH_PORT and ix.data.host_keys else ())
+        if key == SSH_PORT and ix.data.host_keys else (),
+        **dict(zip(("coverage", "coverage_jobs", "coverage_warning"), port_coverage_parts(weeks, i, key))))

@@ -13,10 +13,7 @@ expressions, never through Markdown.
 """
 from __future__ import annotations
 
-import csv
 import datetime
-import io
-import json
 import glob
 import os
 import re
@@ -27,10 +24,11 @@ import jinja2
 
 from pipelines.aggregate import DEFAULT_K
 from pipelines.publish import recover, swap_in
-from pipelines.report.context import DataTable, Link
 from pipelines.report.filters import FILTERS, atom_date
+from pipelines.report.identity import SiteIdentity, load_site_config
 from pipelines.report.load import ReportError, load_weeks
 from pipelines.report.site import SiteOptions, build_pages
+from pipelines.report.tabledata import table_csv, table_json, table_rows  # noqa: F401 (re-exported)
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "report_templates")
@@ -46,43 +44,6 @@ def environment(templates: str = TEMPLATES) -> jinja2.Environment:
         keep_trailing_newline=True)
     env.filters.update(FILTERS)
     return env
-
-
-def _plain(value):
-    """A cell as data: links become their text, fractions keep 6 decimals."""
-    if isinstance(value, Link):
-        return value.text
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
-def table_rows(table: DataTable) -> list[dict]:
-    keys = [c.key for c in table.columns]
-    return [dict(zip(keys, (_plain(v) for v in row))) for row in table.rows]
-
-
-def _csv_cell(value):
-    # Attacker-written text must not become a spreadsheet formula (see
-    # pipelines.aggregate.FORMULA_START); numbers are left alone.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def table_csv(table: DataTable) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([c.key for c in table.columns])
-    for row in table.rows:
-        writer.writerow(["" if v is None else _csv_cell(_plain(v)) for v in row])
-    return buf.getvalue().encode()
-
-
-def table_json(table: DataTable) -> bytes:
-    doc = {"title": table.title, "note": table.note, "columns": [c.key for c in table.columns],
-           "rows": table_rows(table)}
-    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=True) + "\n").encode()
 
 
 def _read(path: str) -> str:
@@ -111,18 +72,24 @@ def load_plan(path: str | None):
 
 
 def build_site(out: str, build_date: str | None = None, k: int = DEFAULT_K, plan=None,
-               from_clean: bool = False, templates: str = TEMPLATES) -> dict[str, bytes]:
-    """{site-relative path: bytes} for every file of the site."""
+               from_clean: bool = False, templates: str = TEMPLATES,
+               identity: SiteIdentity | None = None) -> dict[str, bytes]:
+    """{site-relative path: bytes} for every file of the site. ``identity``
+    (operator, contact, scanner ranges; default: the demo's, see
+    pipelines/report/identity.py) names its plan when ``plan`` is None."""
     if not isinstance(k, int) or k < 1:
         raise ReportError(f"k must be an integer >= 1, not {k!r}")
+    identity = identity or load_site_config()
+    if plan is None and identity.plan:
+        plan = load_plan(identity.plan)
     weeks = load_weeks(out, k, from_clean)
     # Without an explicit date the site is dated by its data (the Monday
     # after the latest week), never by the clock.
     date = check_build_date(build_date) if build_date else atom_date(weeks[-1].week)[:10]
-    opts = SiteOptions(build_date=date, k=k, plan=plan,
+    opts = SiteOptions(build_date=date, k=k, plan=plan, identity=identity,
                        methodology_md=_read(os.path.join(templates, "prose", "methodology.md")),
                        optout_md=_read(os.path.join(templates, "prose", "optout.md")))
-    pages, tables = build_pages(weeks, opts)
+    pages, tables, extra = build_pages(weeks, opts)
     env = environment(templates)
     files: dict[str, bytes] = {}
     for path, output in pages:
@@ -131,6 +98,7 @@ def build_site(out: str, build_date: str | None = None, k: int = DEFAULT_K, plan
     for t in tables:
         files[t.csv] = table_csv(t)
         files[t.json] = table_json(t)
+    files.update(extra)
     for w in weeks:
         for name, data in w.downloads.items():
             files[f"data/{w.week}/{name}"] = data
@@ -189,8 +157,10 @@ def write_site(files: dict[str, bytes], site: str, before_swap=None) -> None:
 
 def render_site(out: str, site: str, build_date: str | None = None, k: int = DEFAULT_K,
                 plan_path: str | None = None, from_clean: bool = False,
-                before_swap=None) -> dict[str, bytes]:
-    """Build the site from ``out`` and write it to ``site``; returns the files."""
-    files = build_site(out, build_date, k, load_plan(plan_path), from_clean)
+                before_swap=None, site_config: str | None = None) -> dict[str, bytes]:
+    """Build the site from ``out`` and write it to ``site``; returns the files.
+    ``site_config``: TOML file with the [site] table (default: the demo's)."""
+    files = build_site(out, build_date, k, load_plan(plan_path), from_clean,
+                       identity=load_site_config(site_config))
     write_site(files, site, before_swap)
     return files

@@ -15,14 +15,17 @@ from markupsafe import Markup
 
 from pipelines.aggregate import AGG_FILES, AGG_SCHEMA
 from pipelines.report import charts
-from pipelines.report.context import (Column, DataTable, DownloadGroup, DownloadsPage, Feed, FeedEntry,
+from pipelines.report.downloads import downloads_page, extra_files
+from pipelines.report.context import (Column, DataTable, Feed, FeedEntry,
                                       HomePage, Link, Meta, MethodologyPage, OptoutPage, Output)
 from pipelines.report.filters import atom_date, pct, week_range
 from pipelines.report.load import WeekData
-from pipelines.report.pages import (BAR_PORTS, WeekIndex, port_href, port_page, summary, week_href,
+from pipelines.report.finding import banner_changes, headline, port_changes
+from pipelines.report.pages import (BAR_PORTS, WeekIndex, _top20, port_href, port_page, summary, week_href,
                                     week_page)
 from pipelines.schema import field_docs
 
+SSH_KEY = (22, "tcp")
 SHARD_RE = re.compile(r"-shard(\d+)of(\d+)\.")
 DBIP = Link("https://db-ip.com", "IP Geolocation by DB-IP")
 MAXMIND = Link("https://www.maxmind.com", "GeoLite2 data created by MaxMind")
@@ -36,6 +39,7 @@ class SiteOptions:
     methodology_md: str      # our own prose (Markdown); scan data never goes through Markdown
     optout_md: str
     plan: object | None = None   # scanners.plan.Plan, when the operator passes one
+    identity: object | None = None   # pipelines.report.identity.SiteIdentity
 
 
 def prose(text: str) -> Markup:
@@ -62,7 +66,7 @@ def attribution(weeks: list[WeekData]) -> tuple[Link, ...]:
 def tables_of(obj) -> list[DataTable]:
     """Every DataTable reachable from a page context, in field order."""
     if isinstance(obj, DataTable):
-        return [obj]
+        return [obj] if obj.rows else []   # an empty table is neither shown nor published
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return [t for f in dataclasses.fields(obj) for t in tables_of(getattr(obj, f.name))]
     if isinstance(obj, (tuple, list)):
@@ -70,44 +74,59 @@ def tables_of(obj) -> list[DataTable]:
     return []
 
 
-def _coverage_cell(cov) -> str:
-    """Archive cell: exact, estimated (≈) or a lower bound (≥), as the week page says."""
+def _coverage_cells(cov) -> tuple:
+    """Archive cells as numbers: the estimate, its lower bound, and how it is known."""
     if not isinstance(cov, dict) or not isinstance(cov.get("fraction"), (int, float)):
-        return "unknown"
-    if cov.get("exact", "at_least" not in cov):
-        return pct(cov["fraction"])
+        return (None, None, "unknown")
     low = cov.get("at_least")
-    if isinstance(low, (int, float)) and low < cov["fraction"]:
-        return "\u2248" + pct(cov["fraction"])
-    return "\u2265" + pct(low if isinstance(low, (int, float)) else cov["fraction"])
+    low = low if isinstance(low, (int, float)) else cov["fraction"]
+    if cov.get("exact", "at_least" not in cov):
+        return (cov["fraction"], cov["fraction"], "exact")
+    return (cov["fraction"], low, "estimate" if low < cov["fraction"] else "lower bound")
 
 
-def home_page(weeks: list[WeekIndex], meta: Meta) -> HomePage:
+def home_page(weeks: list[WeekIndex], meta: Meta, plan=None, k: int = 10) -> HomePage:
     latest = weeks[-1]
+    i = len(weeks) - 1
     top = DataTable(
         slug="latest-top-ports", title=f"Top ports in {latest.week}", scope="all",
         columns=(Column("port", "Port", "link"), Column("hosts_raw", "Open hosts", "int", True),
                  Column("hosts_adjusted", "Adjusted", "int", True)),
         rows=tuple((Link(port_href(latest.week, *k), f"{k[0]}/{k[1]}"),) + latest.total(k)
-                   for k in latest.paged()[:10]))
+                   for k in latest.paged()[:10]),
+        note=f"The {min(10, len(latest.paged()))} biggest of {len(latest.paged())} ports with at least "
+             f"{latest.k} open hosts; the week page lists them all.")
     rows = []
     for w in reversed(weeks):
         s = summary(w)
-        cov = w.data.manifest.get("coverage")
-        rows.append((Link(s.href, w.week), s.dates, s.open_raw, s.open_adjusted, s.ports,
-                     s.quality.files_read, s.quality.files_damaged,
-                     _coverage_cell(cov)))
+        h = headline(w, plan)
+        rows.append((Link(s.href, w.week), s.dates, h.addresses, h.services, s.open_raw, s.open_adjusted,
+                     s.ports, s.quality.files_read, s.quality.files_damaged,
+                     *_coverage_cells(w.data.manifest.get("coverage"))))
     archive = DataTable(
         slug="archive", title="Every week", scope="all", rows=tuple(rows),
         columns=(Column("week", "Week", "link"), Column("dates", "Dates"),
+                 Column("addresses", "Addresses", "int", True), Column("services", "Services", "int", True),
                  Column("open_raw", "Open hosts", "int", True),
                  Column("open_adjusted", "Adjusted", "int", True), Column("ports", "Ports", "int", True),
                  Column("files", "Files", "int", True), Column("damaged", "Damaged", "int", True),
-                 Column("coverage", "Coverage")),
-        note="Open hosts are summed over ports: an address open on two ports counts twice.")
+                 Column("coverage", "Coverage", "pct", True),
+                 Column("coverage_at_least", "At least", "pct", True),
+                 Column("coverage_kind", "Coverage is")),
+        note="Addresses: distinct responding addresses; services: their open address:port pairs (both "
+             "without many-port hosts). Open hosts are summed over ports, many-port hosts included: an "
+             "address open on two ports counts twice.")
     bars = [(f"{p}/{t}", latest.total((p, t))[0]) for p, t in latest.paged()[:BAR_PORTS]]
     chart = charts.bar_chart(bars, f"Open hosts per port, {latest.week}", "home-ports")
-    return HomePage(meta=meta, latest=summary(latest), top_ports=top, chart=chart, archive=archive)
+    ssh = ssh_href = None
+    if latest.total(SSH_KEY)[0] >= latest.k:
+        ssh = _top20(latest, SSH_KEY, latest.total(SSH_KEY)[0], latest.k)[0]
+        ssh_href = port_href(latest.week, *SSH_KEY)
+    return HomePage(meta=meta, latest=summary(latest), top_ports=top, chart=chart, archive=archive,
+                    headline=headline(latest, plan), ssh=ssh, ssh_href=ssh_href,
+                    ssh_changes=banner_changes(weeks, i, SSH_KEY, k) if ssh else None,
+                    changes=port_changes(weeks, i, port_href, k),
+                    previous_week=weeks[-2].week if len(weeks) > 1 else None)
 
 
 def _facts(weeks: list[WeekData], opts: SiteOptions) -> DataTable:
@@ -182,20 +201,6 @@ def optout_page(weeks: list[WeekData], opts: SiteOptions, meta: Meta) -> OptoutP
     return OptoutPage(meta=meta, prose=prose(opts.optout_md), weeks=table)
 
 
-def downloads_page(weeks: list[WeekData], tables: list[DataTable], meta: Meta) -> DownloadsPage:
-    groups = []
-    for w in reversed(weeks):
-        links = [Link(f"data/{w.week}/{name}", f"All aggregates of {w.week} ({name.rsplit('.', 1)[1]})")
-                 for name in AGG_FILES]
-        for t in sorted((t for t in tables if t.scope == w.week), key=lambda t: t.slug):
-            links += [Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")]
-        groups.append(DownloadGroup(f"Week {w.week}", tuple(links)))
-    site_wide = sorted((t for t in tables if t.scope == "all"), key=lambda t: t.slug)
-    groups.append(DownloadGroup("Site-wide tables", tuple(
-        link for t in site_wide for link in (Link(t.csv, f"{t.slug}.csv"), Link(t.json, f"{t.slug}.json")))))
-    return DownloadsPage(meta=meta, groups=tuple(groups))
-
-
 def feed(weeks: list[WeekIndex], meta: Meta) -> Feed:
     entries = []
     for w in reversed(weeks):
@@ -217,16 +222,19 @@ def _unique(tables: list[DataTable]) -> list[DataTable]:
     return [seen[p] for p in sorted(seen)]
 
 
-def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[str, Output]], list[DataTable]]:
-    """Every page's context, plus every table to publish as CSV/JSON."""
+def build_pages(weeks: list[WeekData], opts: SiteOptions):
+    """(every page's context, every table to publish as CSV/JSON, the other
+    data files: all-weeks tables and datapackage.json)."""
     att = attribution(weeks)
 
     def meta(path: str, title: str, section: str) -> Meta:
-        return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att)
+        return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att,
+                    identity=opts.identity)
 
     ix = [WeekIndex(w, opts.k) for w in weeks]
     pages: list[tuple[str, Output]] = [
-        ("index.html", Output("home.html", home_page(ix, meta("index.html", "Weekly port census", "home"))))]
+        ("index.html", Output("home.html", home_page(ix, meta("index.html", "Weekly port census", "home"),
+                                                     opts.plan, opts.k)))]
     for i, w in enumerate(ix):
         path = week_href(w.week)
         pages.append((path, Output("week.html", week_page(ix, i, meta(path, f"Week {w.week}", "weeks"),
@@ -240,7 +248,8 @@ def build_pages(weeks: list[WeekData], opts: SiteOptions) -> tuple[list[tuple[st
     pages.append(("optout.html", Output("optout.html", optout_page(
         weeks, opts, meta("optout.html", "Opt out", "optout")))))
     tables = _unique([t for _, o in pages for t in tables_of(o.page)])
+    extra = extra_files(weeks, tables, opts.identity)
     pages.append(("downloads.html", Output("downloads.html", downloads_page(
-        weeks, tables, meta("downloads.html", "Downloads", "downloads")))))
+        weeks, tables, extra, meta("downloads.html", "Downloads", "downloads")))))
     pages.append(("feed.xml", Output("feed.xml", feed(ix, meta("feed.xml", "portcensus weekly", "feed")))))
-    return pages, tables
+    return pages, tables, extra

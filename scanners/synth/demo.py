@@ -279,12 +279,31 @@ def _cut_gzip(blob: bytes, line_ends: list) -> tuple[bytes, int, int]:
         cut += 1
 
 
-def write_demo_week(raw_dir: str, week: str = "2013-W37", seed: int = 2013) -> dict:
+def next_weeks(week: str, n: int) -> list[str]:
+    """``week`` and the n-1 ISO weeks after it: next_weeks("2013-W52", 2) == ["2013-W52", "2014-W01"]."""
+    year, num = week.split("-W")
+    monday = datetime.date.fromisocalendar(int(year), int(num), 1)
+    out = []
+    for i in range(n):
+        y, w, _ = (monday + datetime.timedelta(weeks=i)).isocalendar()
+        out.append(f"{y}-W{w:02d}")
+    return out
+
+
+def write_demo_weeks(raw_dir: str, first: str = "2013-W37", weeks: int = 4, seed: int = 2013) -> list[dict]:
+    """``weeks`` consecutive demo weeks of ONE population, aged a week at a
+    time (scanners/synth/ageing.py): churn, upgrades, a new release adopted.
+    The first equals ``write_demo_week(raw_dir, first, seed)``."""
+    return [write_demo_week(raw_dir, week, seed, age) for age, week in enumerate(next_weeks(first, weeks))]
+
+
+def write_demo_week(raw_dir: str, week: str = "2013-W37", seed: int = 2013, age: int = 0) -> dict:
     """Write the demo week's raw files to ``<raw_dir>/<week>/`` and its truth
     to ``<raw_dir>/<week>.truth.json``; return the truth dict. Deterministic:
-    the same ``week`` and ``seed`` give byte-identical files."""
+    the same ``week``, ``seed`` and ``age`` (weeks the population has aged
+    since the first demo week) give byte-identical files."""
     t0 = _week_start(week)
-    pop = P.build_population(seed)
+    pop = P.build_population(seed, age=age)
     rng = random.Random(f"portcensus-synth/{seed}/{week}/demo")
     files = _masscan_files(rng, pop, t0)
     files.append(_zmap_file(rng, pop, "zmap-p1723.csv", 1723, "tcp", t0 + 60 * HOUR, rst=1500))
@@ -314,7 +333,7 @@ def write_demo_week(raw_dir: str, week: str = "2013-W37", seed: int = 2013) -> d
             "partial_records": int(f.truncate), "records_lost_to_truncation": len(f.effects) - complete,
             "duplicates_injected": f.duplicates,
             "expected_damage": [], **info}
-    truth = _truth(week, seed, pop, per_file, seen, where)
+    truth = dict(_truth(week, seed, pop, per_file, seen, where), age=age)
     with open(os.path.join(raw_dir, f"{week}.truth.json"), "w", encoding="utf-8") as fh:
         json.dump(truth, fh, indent=1, sort_keys=True)
         fh.write("\n")

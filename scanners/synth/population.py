@@ -18,7 +18,7 @@ import ipaddress
 import random
 
 from scanners.synth import content as c
-from scanners.synth import keys
+from scanners.synth import ageing, keys
 
 SCANNER_IP = "198.51.100.7"   # the scanning host: a documentation address, no real party
 
@@ -142,8 +142,29 @@ def _ttl(rng: random.Random, flavor: str) -> int:
     return initial - rng.randrange(4, 26)
 
 
-def build_population(seed: int, hosts: int = 12000) -> Population:
-    """The demo week's hosts and services, a pure function of ``seed``."""
+_ROLE_NAMES = [r[0] for r in ROLES]
+_ROLE_WEIGHTS = [r[1] for r in ROLES]
+_ROLE_PORTS = {r[0]: r[2] for r in ROLES}
+
+
+def draw_host(rng: random.Random, pool: AddressPool, services: dict) -> None:
+    """One host: a role, an address, and the services the role opens."""
+    role = rng.choices(_ROLE_NAMES, _ROLE_WEIGHTS)[0]
+    flavor = FLAVOR[role]
+    ip = pool.v6() if rng.random() < 0.02 else pool.v4()
+    ttl = _ttl(rng, flavor)
+    ctx = c.HostContext(ip=ip, domain=c.domain(rng), flavor=flavor, scanner_ip=SCANNER_IP)
+    for port, prob in _ROLE_PORTS[role].items():
+        if rng.random() < prob:
+            kind = KIND[port]
+            svc = Service(ip, port, "udp" if port == 500 else "tcp", kind, ttl, c.service_params(kind, rng, ctx))
+            services.setdefault((svc.port, svc.transport), []).append(svc)
+
+
+def build_population(seed: int, hosts: int = 12000, age: int = 0) -> Population:
+    """The demo week's hosts and services, a pure function of ``seed`` and
+    ``age``: the number of weeks the first week's population has aged
+    (scanners/synth/ageing.py; 0 = the first week itself)."""
     rng = random.Random(f"portcensus-synth/{seed}/population")
     pool = AddressPool(rng)
     services: dict = {}
@@ -151,20 +172,10 @@ def build_population(seed: int, hosts: int = 12000) -> Population:
     def add(svc: Service) -> None:
         services.setdefault((svc.port, svc.transport), []).append(svc)
 
-    role_names = [r[0] for r in ROLES]
-    role_weights = [r[1] for r in ROLES]
-    role_ports = {r[0]: r[2] for r in ROLES}
     for _ in range(hosts):
-        role = rng.choices(role_names, role_weights)[0]
-        flavor = FLAVOR[role]
-        ip = pool.v6() if rng.random() < 0.02 else pool.v4()
-        ttl = _ttl(rng, flavor)
-        ctx = c.HostContext(ip=ip, domain=c.domain(rng), flavor=flavor, scanner_ip=SCANNER_IP)
-        for port, prob in role_ports[role].items():
-            if rng.random() < prob:
-                kind = KIND[port]
-                add(Service(ip, port, "udp" if port == 500 else "tcp", kind, ttl,
-                            c.service_params(kind, rng, ctx)))
+        draw_host(rng, pool, services)
+    if age:
+        ageing.age_services(services, pool, seed, age, draw_host)
     # Hostile and awkward banners: a few web servers send them.
     web = [s for s in services[(80, "tcp")] if s.params.get("title") is not None]
     for svc, (title, server) in zip(rng.sample(web, len(c.HOSTILE_HTTP)), c.HOSTILE_HTTP):

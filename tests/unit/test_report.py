@@ -2,6 +2,7 @@
 of hostile banners, k-suppression, no address or host name anywhere, the
 folder swap and the CLI."""
 import argparse
+import csv
 import datetime
 import html
 import html.parser
@@ -21,6 +22,7 @@ from pipelines import cli_report
 from pipelines.report import charts, filters
 from pipelines.report.context import Column, DataTable
 from pipelines.report.load import ReportError
+from pipelines.report.identity import strip_allowed
 from pipelines.report.render import MARKER, build_site, environment, load_plan, write_site
 
 SCRIPT = "<script>alert(1)</script>"
@@ -204,7 +206,8 @@ def test_no_address_or_host_name_anywhere(files):
     for path, data in files.items():
         assert SECRET_IP.encode() not in data and SECRET_HOST.encode() not in data, path
         if not path.endswith(".parquet"):
-            assert not ipv4.search(data), (path, ipv4.search(data))
+            # our own scanner ranges (opt-out page) are published on purpose
+            assert not ipv4.search(strip_allowed(data)), (path, ipv4.search(strip_allowed(data)))
     week = files["weeks/2013-W36/index.html"].decode()
     assert "missing_footer" in week and "masscan-list" in week   # the damage is shown, by number
 
@@ -216,7 +219,7 @@ def test_week_page_numbers_and_changes(files):
     assert "Coverage is unknown for this week" in w36 and "1 file was damaged" in w36
     ports = json.loads(files["data/2013-W37/ports.json"])
     assert ports["rows"] == [{"port": "22/tcp", "hosts_raw": 80, "hosts_adjusted": 70,
-                              "hosts_previous": 60, "change": 20}]
+                              "hosts_previous": 60, "change": 20, "coverage": None, "coverage_differs": None}]
     reasons = files["data/2013-W36/quarantine-reasons.csv"].decode().splitlines()
     assert reasons == ["reason,records", "invalid_ip,2", "truncated_record,1"]
 
@@ -333,3 +336,35 @@ def test_any_banner_text_renders_as_exactly_that_text(text):
     assert p.tags.count("code") == 1 and "script" not in p.tags
     shown = out.split("<code>", 1)[1].split("</code>", 1)[0]
     assert html.unescape(shown) == filters.clip(text)
+
+
+def test_opt_out_page_footer_and_methodology_name_operator_contact_and_ranges(files):
+    optout, method = files["optout.html"].decode(), files["methodology.html"].decode()
+    for page in (optout, method):
+        assert '<a href="mailto:optout@example.org">optout@example.org</a>' in page
+        assert "<code>198.51.100.0/24</code>" in page and "<code>2001:db8::/32</code>" in page
+        assert "demonstration site" in page
+    assert "0000 1111 2222 3333 4444 5555 6666 7777 8888 9999" in optout
+    for path, data in files.items():
+        if path.endswith(".html"):
+            assert b"Run by Example Port Census (demonstration). Contact: <a href=\"mailto:" in data, path
+
+
+def test_downloads_index_all_weeks_files_and_no_empty_tables(files):
+    pkg = json.loads(files["data/datapackage.json"])
+    assert pkg["licenses"][0]["name"] == "CC-BY-4.0" and "DB-IP" in pkg["description"]
+    for res in pkg["resources"]:
+        assert len(files["data/" + res["path"]]) == res["bytes"], res["path"]
+    paths = {"data/" + r["path"] for r in pkg["resources"]}
+    assert {p for p in files if p.startswith("data/") and p.endswith(".csv")} <= paths
+    rows = list(csv.DictReader(io.StringIO(files["data/all-weeks/ports.csv"].decode())))
+    assert {r["week"] for r in rows} == {"2013-W36", "2013-W37"}
+    archive = list(csv.DictReader(io.StringIO(files["data/all/archive.csv"].decode())))
+    assert all(r["coverage"] == "" or 0 <= float(r["coverage"]) <= 1 for r in archive)
+    assert any(r["coverage"] for r in archive)
+    for path, data in files.items():
+        if path.startswith("data/") and path.endswith(".csv"):
+            assert data.count(b"\n") >= 2, f"{path} is an empty download"
+    page = files["downloads.html"].decode()
+    assert "CC BY 4.0" in page and re.search(r"</a> \d+(\.\d)? (B|kB|MB)", page)
+    assert ">CSV</a>" in page and 'aria-label="' in page
