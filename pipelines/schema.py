@@ -150,6 +150,9 @@ ENRICHMENT_FIELDS = [
     _f("os_family", pa.string(), "Operating system family, where the banner says."),
     _f("os_release", pa.string(), "Operating system release (e.g. Ubuntu 12.04), where the banner says."),
     _f("device_type", pa.string(), "Device type (router, firewall, ...), where known."),
+    _f("cpe", pa.string(), "CPE 2.3 name of the identified product "
+       "(cpe:2.3:part:vendor:product:version:*:*:*:*:*:*:*, vendor and product as in NVD's "
+       "dictionary; version * when unknown), null when no rule names one."),
 ]
 
 CLEAN_SCHEMA = pa.schema(list(OBSERVATION_SCHEMA) + ENRICHMENT_FIELDS)
