@@ -121,7 +121,7 @@ OS_COMMENTS: tuple[tuple[re.Pattern, str, str | None], ...] = tuple(
         (r"\bAmazon(?: Linux)?\b", "Linux", "Amazon Linux"),
         (r"\bFedora\b", "Linux", "Fedora"),
         (r"\bopenSUSE\b", "Linux", "openSUSE"),
-        (r"\bSu[Ss][Ee]\b|\bSUSE\b", "Linux", "SUSE"),
+        (r"\bSu[Ss][Ee]\b|\bSUSE\b|\bSLES\b", "Linux", "SUSE"),
         (r"\bGentoo\b", "Linux", "Gentoo"),
         (r"\bRaspbian\b", "Linux", "Raspbian"),
         (r"\bUbuntu\b", "Linux", "Ubuntu"),
@@ -141,10 +141,13 @@ OS_COMMENTS: tuple[tuple[re.Pattern, str, str | None], ...] = tuple(
         (r"\bSolaris\b|\bSunOS\b", "Solaris", None),
         (r"\bUnix\b|\bUNIX\b", "Unix", None),
     ))
-# The OS token that leads a UPnP SERVER value ("Linux/3.10 UPnP/1.0 ...").
+# The OS token that leads a UPnP SERVER value ("Linux/3.10 UPnP/1.0 ...",
+# "Linux 2.6.36, UPnP/1.0, ..."; UPnP 1.0 wrote commas between the tokens).
 _OS_TOKENS = {"linux": "Linux", "windows": "Windows", "microsoft-windows": "Windows",
-              "windows_nt": "Windows", "windowsnt": "Windows", "freebsd": "FreeBSD",
-              "darwin": "macOS", "netbsd": "NetBSD", "openbsd": "OpenBSD", "sunos": "Solaris"}
+              "microsoft-windows-nt": "Windows", "windows_nt": "Windows", "windowsnt": "Windows",
+              "freebsd": "FreeBSD", "darwin": "macOS", "netbsd": "NetBSD", "openbsd": "OpenBSD",
+              "sunos": "Solaris", "ubuntu": "Linux", "debian": "Linux", "openwrt": "Linux",
+              "fedora": "Linux", "centos": "Linux", "raspbian": "Linux"}
 
 
 def os_from(tokens: tuple[str, ...], comments: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -161,8 +164,8 @@ def os_from(tokens: tuple[str, ...], comments: tuple[str, ...]) -> tuple[str | N
             break
     if best:
         return best[1], best[2]
-    if tokens and "/" in tokens[0]:
-        family = _OS_TOKENS.get(tokens[0].split("/", 1)[0].lower())
+    if tokens:
+        family = _OS_TOKENS.get(tokens[0].split("/", 1)[0].rstrip(",").lower())
         if family:
             return family, None
     return None, None

@@ -39,6 +39,7 @@ def test_example_matches_its_own_rule(name, rule, example):
 def test_enough_examples_and_no_orphan_rule_files():
     total = sum(load_rules(n).examples for n in protocols.names())
     assert total >= 150
+    assert load_rules("http").examples >= 550
     folder = importlib.resources.files("scanners.protocols").joinpath("rules")
     files = {p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")}
     assert files and files <= set(protocols.names())
