@@ -71,11 +71,25 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "files_damaged": damaged,
         "quarantine_reasons": dict(sorted(reasons_total.items())),
         "coverage": coverage(files),
+        "identification": identification_shares(counts.get("identification", {})),
         "observations": written,
         "run": run_info,
         "files": files,
         "schema": {"clean": field_docs(CLEAN_SCHEMA), "quarantine": field_docs(QUARANTINE_SCHEMA)},
     }
+
+
+def identification_shares(by_port: dict) -> dict:
+    """Per "<port>/<transport>": the open hosts, how many the rules identified,
+    how many had a banner no rule names (unidentified) or no banner at all,
+    and unidentified_share = 1 - identified / open (6 decimals)."""
+    out = {}
+    for key, c in sorted(by_port.items()):
+        entry = {k: int(c.get(k, 0)) for k in ("open", "identified", "unidentified", "no_banner")}
+        entry["unidentified_share"] = (round(1 - entry["identified"] / entry["open"], 6)
+                                       if entry["open"] else None)
+        out[key] = entry
+    return out
 
 
 def check_identity(manifest: dict) -> None:

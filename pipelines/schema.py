@@ -172,7 +172,9 @@ AGG_SCHEMA = pa.schema([
     _f("port", pa.uint16(), "Port number; 0 for ICMP.", nullable=False),
     _f("transport", pa.string(), "tcp, udp, sctp or icmp.", nullable=False),
     _f("dimension", pa.string(), "What the value describes: total, banner, product, version, os, "
-                              "device_type, country, asn or many_ports.", nullable=False),
+                              "device_type, country, asn, many_ports, cpe (CPE 2.3 name), identification "
+                              "(identified / unidentified / no_banner), version_age (<1y, 1-3y, 3-5y, 5-10y, "
+                              ">=10y, unknown) or eol (end_of_life / supported / unknown).", nullable=False),
     _f("value", pa.string(), "The value; 'other' holds every value seen on fewer than k hosts.", nullable=False),
     _f("hosts_raw", pa.int64(), "Open (address, port) observations with this value.", nullable=False),
     _f("hosts_adjusted", pa.int64(), "As hosts_raw, each suspected single-responder group counted once.", nullable=False),
