@@ -35,20 +35,34 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.schema import AGG_SCHEMA  # noqa: E402 (re-exported for the renderer)
+from scanners.protocols.releases import (AGE_BUCKETS, AGE_UNKNOWN, EOL_VALUES, age_bucket, eol_status,
+                                         release_info, week_start)
+
+# Sorted as Arrow sorts strings (byte order): dictionaries must be (see below).
+AGE_VOCAB = tuple(sorted([label for _, label in AGE_BUCKETS] + [AGE_UNKNOWN]))
+EOL_VOCAB = tuple(sorted(EOL_VALUES))
 
 DIMENSIONS = ("total", "banner", "product", "version", "os", "device_type", "country", "asn",
-              "many_ports")
+              "many_ports", "cpe", "identification", "version_age", "eol")
 OTHER = "other"
 DEFAULT_K = 10
 # Fixed vocabularies: a count of "open" or "flagged" names nobody, so these
-# dimensions are never folded (the port total must stay exact).
-NOT_SUPPRESSED = ("total", "many_ports")
+# dimensions are never folded (the port total must stay exact). The same
+# holds for the coverage of the knowledge (identification: identified /
+# unidentified / no_banner, which add up to the port total) and for the
+# age and end-of-life classes of the identified versions
+# (scanners/protocols/releases.py: <1y, 1-3y, 3-5y, 5-10y, >=10y, unknown;
+# end_of_life, supported, unknown), whose values add up to the identified hosts.
+NOT_SUPPRESSED = ("total", "many_ports", "identification", "version_age", "eol")
+IDENTIFICATION_VALUES = ("identified", "no_banner", "unidentified")     # sorted
 KEYS = ["week", "port", "transport", "dimension", "value"]
 SORT = [("week", "ascending"), ("port", "ascending"), ("transport", "ascending"),
         ("dimension", "ascending"), ("hosts_raw", "descending"), ("value", "ascending")]
 NEEDED = ("status", "port", "transport", "responder_group", "many_ports", "country", "asn",
           "as_org", "banner_public", "product", "version", "os_family", "os_release",
           "device_type")
+# Columns a clean table of an older schema may lack: read as all null.
+OPTIONAL = ("cpe",)
 
 # Where a week's aggregates live inside its folder (OUT/week=<W>/aggregates/).
 AGG_DIR = "aggregates"
@@ -127,7 +141,30 @@ def _pairs(a: np.ndarray, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.nd
     return uniq // b_size, uniq % b_size, codes
 
 
-def _dimension_codes(t: pa.Table) -> list[tuple[str, np.ndarray, pa.Array]]:
+def _release_codes(week: str, product: np.ndarray, pair: np.ndarray, pair_product: pa.Array,
+                   pair_version: pa.Array) -> list[tuple[str, np.ndarray, pa.Array]]:
+    """version_age and eol of every identified row, worked out once per
+    distinct (product, version) pair; a product without version is unknown."""
+    try:
+        at = week_start(week)
+    except ValueError:
+        at = None                                # not an ISO week: no age can be given
+    infos = [release_info(p, v, at) for p, v in zip(pair_product.to_pylist(), pair_version.to_pylist())]
+    out = []
+    for dim, labels, vocab in (("version_age", [age_bucket(i) for i in infos], AGE_VOCAB),
+                               ("eol", [eol_status(i) for i in infos], EOL_VOCAB)):
+        index = {label: i for i, label in enumerate(vocab)}
+        per_pair = np.array([index[x] for x in labels] + [index["unknown"]], np.int64)
+        codes = np.where(product >= 0, per_pair[pair], -1)      # pair -1 -> the "unknown" slot
+        out.append((dim, codes, pa.array(vocab, pa.string())))
+    return out
+
+
+def _identification_codes(product: np.ndarray, banner: np.ndarray) -> np.ndarray:
+    return np.where(product >= 0, 0, np.where(banner >= 0, 2, 1))   # IDENTIFICATION_VALUES
+
+
+def _dimension_codes(t: pa.Table, week: str = "") -> list[tuple[str, np.ndarray, pa.Array]]:
     """(dimension, per row its value as an index into the dimension's sorted
     dictionary or -1 for none, dictionary); an empty string names no value."""
     n = t.num_rows
@@ -151,9 +188,13 @@ def _dimension_codes(t: pa.Table) -> list[tuple[str, np.ndarray, pa.Array]]:
     os_of = np.where(release >= 0, release, np.where(family >= 0, family + len(release_dict), -1))
 
     flagged = pc.fill_null(t.column("many_ports"), False).to_numpy(zero_copy_only=False)
+    banner, banner_dict = _distinct(t.column("banner_public"))
     return [
         ("total", np.zeros(n, np.int64), pa.array(["open"], pa.string())),
-        ("banner", *_distinct(t.column("banner_public"))),
+        ("banner", banner, banner_dict),
+        ("cpe", *_distinct(t.column("cpe"))),
+        ("identification", _identification_codes(product, banner), pa.array(IDENTIFICATION_VALUES)),
+        *_release_codes(week, product, pair, product_dict.take(p), version_dict.take(v)),
         ("product", product, product_dict),
         ("version", *_distinct(version_text, pair)),
         ("os", *_distinct(pa.concat_arrays([release_dict, family_dict]), os_of)),
@@ -169,7 +210,10 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
     missing = [c for c in NEEDED if c not in table.column_names]
     if missing:
         raise AggregateError(f"clean table lacks column(s): {', '.join(missing)}")
-    t = table.select(list(NEEDED))
+    for name in OPTIONAL:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    t = table.select(list(NEEDED + OPTIONAL))
     is_open = pc.fill_null(pc.equal(t.column("status"), "open"), False)
     if not pc.all(is_open).as_py():
         t = t.filter(is_open)
@@ -184,7 +228,7 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
     # One key per (row, dimension with a value): port_transport * width +
     # value id, the value ids of all dimensions side by side in dimension-name
     # order, so that the keys sort as (port, transport, dimension, value).
-    dims = sorted(_dimension_codes(t), key=lambda d: d[0])
+    dims = sorted(_dimension_codes(t, week), key=lambda d: d[0])
     sizes = [len(d) for _, _, d in dims]
     width = sum(sizes)
     any_group = bool((group >= 0).any())
@@ -223,6 +267,20 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
         "hosts_adjusted": adjusted[order],
     })
     return out.cast(AGG_SCHEMA)
+
+
+def identification_summary(table: pa.Table) -> dict[str, dict[str, int]]:
+    """{"<port>/<transport>": {"open", "identified", "unidentified", "no_banner"}}
+    from (partial or final) aggregates: how much of each port the rules name.
+    Raw host counts; the dimension is never suppressed, so they are exact."""
+    if table.num_rows == 0:
+        return {}
+    rows = table.filter(pc.is_in(table.column("dimension"), pa.array(["total", "identification"])))
+    out: dict[str, dict[str, int]] = {}
+    for r in rows.select(["port", "transport", "dimension", "value", "hosts_raw"]).to_pylist():
+        entry = out.setdefault(f"{r['port']}/{r['transport']}", {"open": 0, **dict.fromkeys(IDENTIFICATION_VALUES, 0)})
+        entry["open" if r["dimension"] == "total" else r["value"]] += r["hosts_raw"]
+    return dict(sorted(out.items()))
 
 
 # Partials summed this many at a time: a week has buckets x passes partials,

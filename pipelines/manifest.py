@@ -81,6 +81,7 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "port_evidence": port_evidence(files),
         "time": {"first_seen": iso_us(seen[0]), "last_seen": iso_us(seen[1]),
                  "window": run_info.get("week_window")},
+        "identification": identification_shares(counts.get("identification", {})),
         "observations": written,
         "run": run_info,
         "files": files,
@@ -106,6 +107,19 @@ def port_evidence(files: list[dict]) -> dict:
              for f in files if f["facts"].get("port_source") in ("sidecar", "filename")}
     return {"records_port_assumed": sum(assumed.values()), "files_port_assumed": assumed,
             "files_port_given": given}
+
+
+def identification_shares(by_port: dict) -> dict:
+    """Per "<port>/<transport>": the open hosts, how many the rules identified,
+    how many had a banner no rule names (unidentified) or no banner at all,
+    and unidentified_share = 1 - identified / open (6 decimals)."""
+    out = {}
+    for key, c in sorted(by_port.items()):
+        entry = {k: int(c.get(k, 0)) for k in ("open", "identified", "unidentified", "no_banner")}
+        entry["unidentified_share"] = (round(1 - entry["identified"] / entry["open"], 6)
+                                       if entry["open"] else None)
+        out[key] = entry
+    return out
 
 
 def check_identity(manifest: dict) -> None:

@@ -179,6 +179,9 @@ ENRICHMENT_FIELDS = [
     _f("os_family", pa.string(), "Operating system family, where the banner says."),
     _f("os_release", pa.string(), "Operating system release (e.g. Ubuntu 12.04), where the banner says."),
     _f("device_type", pa.string(), "Device type (router, firewall, ...), where known."),
+    _f("cpe", pa.string(), "CPE 2.3 name of the identified product "
+       "(cpe:2.3:part:vendor:product:version:*:*:*:*:*:*:*, vendor and product as in NVD's "
+       "dictionary; version * when unknown), null when no rule names one."),
 ]
 
 CLEAN_SCHEMA = pa.schema(list(OBSERVATION_SCHEMA) + ENRICHMENT_FIELDS)
@@ -198,7 +201,9 @@ AGG_SCHEMA = pa.schema([
     _f("port", pa.uint16(), "Port number; 0 for ICMP.", nullable=False),
     _f("transport", pa.string(), "tcp, udp, sctp or icmp.", nullable=False),
     _f("dimension", pa.string(), "What the value describes: total, banner, product, version, os, "
-                              "device_type, country, asn or many_ports.", nullable=False),
+                              "device_type, country, asn, many_ports, cpe (CPE 2.3 name), identification "
+                              "(identified / unidentified / no_banner), version_age (<1y, 1-3y, 3-5y, 5-10y, "
+                              ">=10y, unknown) or eol (end_of_life / supported / unknown).", nullable=False),
     _f("value", pa.string(), "The value; 'other' holds every value seen on fewer than k hosts.", nullable=False),
     _f("hosts_raw", pa.int64(), "Open (address, port) observations with this value.", nullable=False),
     _f("hosts_adjusted", pa.int64(), "As hosts_raw, each suspected single-responder group counted once.", nullable=False),

@@ -62,7 +62,10 @@ def aggregates_from_clean(out: str, week: str) -> pa.Table:
     week: responder-group ids are unique across buckets, so this equals the
     sum of per-bucket partials."""
     from pipelines.summary import clean_dataset
-    clean = clean_dataset(out, week).to_table(columns=list(agg.NEEDED))
+    dataset = clean_dataset(out, week)
+    # optional columns (cpe) only where the week's schema has them
+    wanted = list(agg.NEEDED) + [c for c in agg.OPTIONAL if c in dataset.schema.names]
+    clean = dataset.to_table(columns=wanted)
     return agg.combine([agg.partial_aggregates(clean, week)])
 
 

@@ -23,7 +23,8 @@ from apache_beam.metrics import Metrics
 
 from pipelines.spill import read_table, spill_name, write_table
 from pipelines.transforms.common import GatherAll
-from pipelines.aggregate import AGG_DIR, combine, empty, partial_aggregates, serialise, suppress
+from pipelines.aggregate import (AGG_DIR, combine, empty, identification_summary, partial_aggregates,
+                                 serialise, suppress)
 
 
 class _PartialFn(beam.DoFn):
@@ -55,7 +56,8 @@ class _FinishFn(beam.DoFn):
             with FileSystems.create(FileSystems.join(self.root, AGG_DIR, name)) as handle:
                 handle.write(data)
         self.rows.inc(table.num_rows)
-        yield {"aggregate_rows": table.num_rows}
+        # the coverage of the knowledge per port, for the manifest (exact: never suppressed)
+        yield {"aggregate_rows": table.num_rows, "identification": identification_summary(table)}
 
 
 class Aggregate(beam.PTransform):

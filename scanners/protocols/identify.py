@@ -4,7 +4,8 @@
 ``transport`` and ``banners`` (``map<string, string>``: banner type -> text)
 columns of ``CLEAN_SCHEMA`` rows and returns one row per input row with
 ``IDENTIFY_SCHEMA``: ``protocol``, ``banner_public``, ``vendor``,
-``product``, ``version``, ``os_family``, ``os_release``, ``device_type``.
+``product``, ``version``, ``os_family``, ``os_release``, ``device_type``,
+``cpe`` (CPE 2.3 formatted string from the rule's ``cpe`` and the version).
 
 How a row is read:
 
@@ -14,8 +15,11 @@ How a row is read:
 2. The protocol is the one whose module reads that banner type; a row
    without a banner gets its port's registered protocol (or null); a banner
    type no module reads (``vnc``, ``telnet``) gives null.
-3. The protocol module parses the banner, its rules identify the subject,
-   and the public form comes from the module (``redact.py`` for unknown types).
+3. The protocol module parses the banner, its rules identify the subject
+   (at each offset of ``parsed.starts`` when the parser gives them, see
+   ``RuleSet.first_match``), the module's optional ``refine(parsed, identity)``
+   adds what the parse knows beside the rule (the HTTP OS comments), and the
+   public form comes from the module (``redact.py`` for unknown types).
 
 Scan data repeats itself (millions of ``nginx``), so step 3 runs once per
 **distinct** ``(port, transport, primary type, primary text)``: the four
@@ -30,28 +34,40 @@ import pyarrow.compute as pc
 
 from scanners import protocols
 from scanners.protocols.redact import redact
-from scanners.protocols.rules import FIELDS, NO_IDENTITY, load_rules
+from scanners.protocols.rules import FIELDS, NO_IDENTITY, Identity, load_rules
 
+# Identity fields in output order: the rule fields, then the derived cpe.
+OUT_FIELDS = (*FIELDS, "cpe")
 IDENTIFY_SCHEMA = pa.schema(
     [pa.field("protocol", pa.string()), pa.field("banner_public", pa.string())]
-    + [pa.field(f, pa.string()) for f in FIELDS])
+    + [pa.field(f, pa.string()) for f in OUT_FIELDS])
+
+
+def identify_parsed(name: str, parsed) -> Identity:
+    """The identity of one parsed banner of protocol ``name``: its rules at
+    the parser's start offsets, then the module's ``refine`` hook."""
+    if not parsed.subject:
+        return NO_IDENTITY
+    ident = load_rules(name).identify(parsed.subject, getattr(parsed, "starts", (0,)))
+    refine = getattr(protocols.module(name), "refine", None)
+    return refine(parsed, ident) if refine else ident
 
 
 def describe(port: int | None, transport: str | None, banner_type: str | None,
              text: str | None) -> tuple[str | None, ...]:
-    """One (protocol, banner_public, *FIELDS) tuple; the per-group work."""
+    """One (protocol, banner_public, *OUT_FIELDS) tuple; the per-group work."""
     if banner_type is None or text is None:
         guess = protocols.by_port(port, transport)
-        return (guess.name if guess else None, None) + (None,) * len(FIELDS)
+        return (guess.name if guess else None, None) + (None,) * len(OUT_FIELDS)
     reader = protocols.by_banner_type(banner_type)
     if reader is None:
         # A banner type no module reads (vnc, telnet, ...) says the port speaks
         # something else than its registered protocol: no protocol, generic public form.
-        return (None, redact(text)) + (None,) * len(FIELDS)
+        return (None, redact(text)) + (None,) * len(OUT_FIELDS)
     name = reader.name
     parsed = protocols.module(name).parse(text, banner_type)
-    ident = load_rules(name).identify(parsed.subject) if parsed.subject else NO_IDENTITY
-    return (name, parsed.public) + tuple(getattr(ident, f) for f in FIELDS)
+    ident = identify_parsed(name, parsed)
+    return (name, parsed.public) + tuple(getattr(ident, f) for f in OUT_FIELDS)
 
 
 def _codes(arr: pa.Array) -> np.ndarray:

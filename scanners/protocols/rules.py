@@ -54,6 +54,8 @@ import string
 import tomllib
 from collections.abc import Mapping
 
+from scanners.protocols.rule_index import RuleIndex
+
 # -- input discipline ---------------------------------------------------------
 # Every parser and the redactor look at no more than this many characters of a
 # banner. Bounded work per banner is what keeps a hostile 1 MB banner from
@@ -72,7 +74,9 @@ DEVICE_TYPES = frozenset({
     "printer", "nas", "embedded",
 })
 
-_RULE_KEYS = frozenset({"id", "match", "examples", "search", "cpe", *FIELDS})
+_RULE_KEYS = frozenset({"id", "match", "examples", "search", "cpe", "cpe_version", *FIELDS})
+# A literal CPE version component: digits, letters and . _ - (or * / - alone).
+_CPE_VERSION = re.compile(r"^(?:\*|-|[A-Za-z0-9][A-Za-z0-9._\-]{0,39})$")
 _INLINE_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
 # part:vendor:product, each component as NVD writes it (no spaces, lower case).
 _CPE_NAME = re.compile(r"^[aoh]:[a-z0-9][a-z0-9_.\-~!]*:[a-z0-9][a-z0-9_.\-~!]*$")
@@ -218,6 +222,7 @@ class Rule:
     examples: tuple[Example, ...]
     search: bool = False
     cpe: str | None = None      # "part:vendor:product"
+    cpe_version: str | None = None   # a literal version component instead of the version
 
     def find(self, subject: str) -> re.Match | None:
         return self.pattern.search(subject) if self.search else self.pattern.match(subject)
@@ -230,27 +235,56 @@ class Rule:
             values[name] = value or None
         cpe = None
         if self.cpe:
-            version = values.get("version")
-            cpe = f"cpe:2.3:{self.cpe}:{cpe_escape(version) if version else '*'}:*:*:*:*:*:*:*"
+            version = self.cpe_version or values.get("version") or "*"
+            component = version if version in ("*", "-") else cpe_escape(version)
+            cpe = f"cpe:2.3:{self.cpe}:{component}:*:*:*:*:*:*:*"
         return Identity(rule_id=self.id, cpe=cpe, **values)
 
 
 @dataclasses.dataclass(frozen=True)
 class RuleSet:
+    """A protocol's rules in file order, with the literal prefilter
+    (``rule_index.py``) built once: ``first_match`` tries only the rules
+    whose required literal the subject has, in file order, so its answer is
+    the linear scan's (``first_match_linear``, kept as the reference)."""
+
     protocol: str
     rules: tuple[Rule, ...]
+    index: RuleIndex = dataclasses.field(init=False, repr=False, compare=False)
 
-    def first_match(self, subject: str) -> tuple[Rule, re.Match] | None:
-        for rule in self.rules:
-            m = rule.find(subject)
-            if m:
-                return rule, m
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", RuleIndex(self.rules))
+
+    def first_match(self, subject: str, starts: tuple[int, ...] = (0,)) -> tuple[Rule, re.Match] | None:
+        """The first rule matching at the first start offset that any rule
+        matches at: at offset 0 every rule, at a later offset (the start of a
+        later product token, see ``http.py``) the anchored rules only, each on
+        ``subject[offset:]``."""
+        rules = self.rules
+        for pos in starts:
+            tail = subject[pos:] if pos else subject
+            for i in self.index.candidates(tail, anchored_only=pos > 0):
+                m = rules[i].find(tail)
+                if m:
+                    return rules[i], m
         return None
 
-    def identify(self, subject: str) -> Identity:
+    def first_match_linear(self, subject: str, starts: tuple[int, ...] = (0,)) -> tuple[Rule, re.Match] | None:
+        """``first_match`` without the prefilter: every rule in order."""
+        for pos in starts:
+            tail = subject[pos:] if pos else subject
+            for rule in self.rules:
+                if pos and rule.search:
+                    continue
+                m = rule.find(tail)
+                if m:
+                    return rule, m
+        return None
+
+    def identify(self, subject: str, starts: tuple[int, ...] = (0,)) -> Identity:
         if not subject:
             return NO_IDENTITY
-        hit = self.first_match(subject[:MAX_PARSE_CHARS])
+        hit = self.first_match(subject[:MAX_PARSE_CHARS], starts)
         return hit[0].identity(hit[1]) if hit else NO_IDENTITY
 
     @property
@@ -291,6 +325,10 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
     cpe = raw.get("cpe")
     if cpe is not None and (not isinstance(cpe, str) or not _CPE_NAME.match(cpe)):
         raise RuleError(f"{where}: cpe must be 'part:vendor:product' in lower case, e.g. 'a:openbsd:openssh'")
+    cpe_version = raw.get("cpe_version")
+    if cpe_version is not None and (not isinstance(cpe_version, str) or not _CPE_VERSION.match(cpe_version)
+                                    or not cpe):
+        raise RuleError(f"{where}: cpe_version must be a literal version ('*', '-', '2.0') beside a cpe")
     try:
         pattern = re.compile(source)
     except re.error as exc:
@@ -325,7 +363,7 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
         raise RuleError(f"{where}: needs at least one example")
     if any("cpe" in ex.expect for ex in examples) and not cpe:
         raise RuleError(f"{where}: an example pins cpe but the rule has none")
-    return Rule(rid, pattern, fields, tuple(examples), search, cpe)
+    return Rule(rid, pattern, fields, tuple(examples), search, cpe, cpe_version)
 
 
 def parse_rules(protocol: str, text: str) -> RuleSet:

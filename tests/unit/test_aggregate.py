@@ -217,3 +217,47 @@ def test_csv_defuses_spreadsheet_formulas_but_json_keeps_the_value():
     rows = list(_csv.DictReader(_io.StringIO(to_csv_bytes(t).decode())))
     assert [r["value"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'-ERR", "nginx"]
     assert '=HYPERLINK("http://x")' in {r["value"] for r in _json.loads(to_json_bytes(t))}
+
+
+# -- knowledge coverage, CPE and release age (issue 16) -----------------------------
+def test_identification_cpe_version_age_and_eol_dimensions():
+    week = "2024-W23"                                     # Monday 2024-06-03
+    cpe = "cpe:2.3:a:f5:nginx:1.22.1:*:*:*:*:*:*:*"
+    rows = [row(f"10.0.0.{i}", port=80, banner="nginx/1.22.1", product="nginx", version="1.22.1", cpe=cpe)
+            for i in range(3)]
+    rows += [row("10.0.1.1", port=80, banner="nginx", product="nginx", cpe="cpe:2.3:a:f5:nginx:*:*:*:*:*:*:*:*"),
+             row("10.0.1.2", port=80, banner="Weird/1.0"), row("10.0.1.3", port=80, banner=None),
+             row("10.0.1.4", port=80, banner="Apache/2.4.10 (Debian)", product="Apache httpd", version="2.4.10")]
+    rows = [dict(r, week=week) for r in rows]
+    out = agg.partial_aggregates(clean(rows), week)
+    assert lookup(out, "identification", port=80) == {"identified": (5, 5), "unidentified": (1, 1),
+                                                       "no_banner": (1, 1)}
+    assert sum(v[0] for v in lookup(out, "identification", port=80).values()) == lookup(out, "total", port=80)["open"][0]
+    assert lookup(out, "cpe", port=80) == {cpe: (3, 3), "cpe:2.3:a:f5:nginx:*:*:*:*:*:*:*:*": (1, 1)}
+    # 1.22.1 (2022-10-19) is 1-3 years old and its branch ended 2023-04-11; a
+    # product without version and a version not in the table are unknown
+    assert lookup(out, "version_age", port=80) == {"1-3y": (3, 3), "5-10y": (1, 1), "unknown": (1, 1)}
+    assert lookup(out, "eol", port=80) == {"end_of_life": (3, 3), "unknown": (2, 2)}
+    # fixed vocabularies are never folded into "other", whatever k
+    folded = agg.suppress(agg.combine([out]), k=10)
+    assert lookup(folded, "identification", port=80)["unidentified"] == (1, 1)
+    assert lookup(folded, "version_age", port=80)["5-10y"] == (1, 1)
+    assert set(lookup(folded, "cpe", port=80)) == {"other"}
+    summary = agg.identification_summary(folded)
+    assert summary == {"80/tcp": {"open": 7, "identified": 5, "unidentified": 1, "no_banner": 1}}
+
+
+def test_clean_table_without_cpe_column_and_bad_week_still_aggregate():
+    t = clean([row("1.1.1.1", banner="X", product="OpenSSH", version="7.4p1")]).drop_columns(["cpe"])
+    out = agg.partial_aggregates(t, "not-a-week")
+    assert lookup(out, "cpe") == {}
+    assert lookup(out, "version_age") == {"unknown": (1, 1)}      # no scan date, no age
+
+
+def test_manifest_identification_shares():
+    from pipelines.manifest import identification_shares
+    got = identification_shares({"80/tcp": {"open": 8, "identified": 6, "unidentified": 1, "no_banner": 1},
+                                 "22/tcp": {"open": 0}})
+    assert got["80/tcp"]["unidentified_share"] == 0.25
+    assert got["22/tcp"] == {"open": 0, "identified": 0, "unidentified": 0, "no_banner": 0,
+                             "unidentified_share": None}

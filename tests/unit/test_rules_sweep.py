@@ -8,6 +8,7 @@ import re
 import pytest
 
 from scanners import protocols
+from scanners.protocols.identify import identify_parsed
 from scanners.protocols.rules import FIELDS, RuleError, load_rules, parse_rules
 
 
@@ -23,10 +24,13 @@ def test_example_matches_its_own_rule(name, rule, example):
     banner_type = example.banner_type or protocols.info(name).banner_types[0]
     parsed = protocols.module(name).parse(example.banner, banner_type)
     rules = load_rules(name)
-    hit = rules.first_match(parsed.subject)
+    starts = getattr(parsed, "starts", (0,))
+    hit = rules.first_match(parsed.subject, starts)
     assert hit is not None, f"no rule matches subject {parsed.subject!r}"
     assert hit[0].id == rule.id, f"shadowed by earlier rule {hit[0].id!r}"
-    ident = rules.identify(parsed.subject)
+    # the prefilter changes nothing: the linear scan finds the same rule
+    assert rules.first_match_linear(parsed.subject, starts)[0].id == rule.id
+    ident = identify_parsed(name, parsed)
     got = {**ident.fields(), "cpe": ident.cpe}
     for field, want in example.expect.items():
         assert got[field] == (want or None), field     # "" in a rule file = absent
@@ -35,6 +39,7 @@ def test_example_matches_its_own_rule(name, rule, example):
 def test_enough_examples_and_no_orphan_rule_files():
     total = sum(load_rules(n).examples for n in protocols.names())
     assert total >= 150
+    assert load_rules("http").examples >= 550
     folder = importlib.resources.files("scanners.protocols").joinpath("rules")
     files = {p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")}
     assert files and files <= set(protocols.names())
