@@ -289,7 +289,6 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         geoip_cache=args.geoip_cache,
         week_slack_hours=getattr(args, "week_slack_hours", c.DEFAULT_WEEK_SLACK_HOURS),
         allow_special_purpose=getattr(args, "allow_special_purpose", False),
-        pause_at=os.environ.get(faults.ENV)).validate()
         pause_at=os.environ.get(faults.ENV),
         regression_threshold=getattr(args, "regression_threshold", c.DEFAULT_REGRESSION_THRESHOLD),
         accept_regression=getattr(args, "accept_regression", False)).validate()
