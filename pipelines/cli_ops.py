@@ -93,16 +93,6 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                         "only their names through the runner (flat memory; workers must share --out); "
                         "beam: the rows go through the runner's own shuffle (e.g. Dataflow's shuffle "
                         "service) (default: files)")
-    th = ResponderThresholds
-    p.add_argument("--responder-min-hosts", type=int, default=th.min_hosts,
-                   help="addresses of one /24 or /48 with identical answers on a port before they count "
-                        f"as one suspected responder (default: {th.min_hosts})")
-    p.add_argument("--responder-min-share", type=float, default=th.min_share,
-                   help=f"...and the share of that network's responders they must be (default: {th.min_share})")
-    p.add_argument("--many-ports", type=int, default=th.many_ports,
-                   help=f"flag addresses open on at least this many ports (default: {th.many_ports})")
-    p.add_argument("-k", type=int, default=10, dest="k",
-                   help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
     p.add_argument("--week-slack", type=int, default=c.DEFAULT_WEEK_SLACK_HOURS, metavar="HOURS",
                    dest="week_slack_hours",
                    help="records up to this many hours before or after the ISO week still belong to it "
