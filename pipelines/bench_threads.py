@@ -74,7 +74,9 @@ def run_stress_week(raw: str, out: str, beam_args: list[str], batch_rows: int = 
     return process_week(cfg, ["--runner=FnApiRunner", *beam_args])
 
 
-def _published(out: str) -> dict[str, str]:
+def published(out: str) -> dict[str, str]:
+    """{relative path: absolute path} of every published file (hidden
+    folders such as .staging and .trash are the runner's scratch)."""
     found = {}
     for folder, dirs, files in os.walk(out):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -85,50 +87,41 @@ def _published(out: str) -> dict[str, str]:
     return found
 
 
-def _without_code_hash(doc):
-    if isinstance(doc, dict):
-        return {k: _without_code_hash(v) for k, v in doc.items() if k != "code_sha256"}
-    if isinstance(doc, list):
-        return [_without_code_hash(v) for v in doc]
-    return doc
+def without_code_hash(manifest):
+    """The manifest minus ``code_sha256``: the driver hashes the source tree
+    at each run's start, and in a shared working tree the code may change
+    between two runs (no runner can affect it)."""
+    if isinstance(manifest, dict):
+        return {k: without_code_hash(v) for k, v in manifest.items() if k != "code_sha256"}
+    if isinstance(manifest, list):
+        return [without_code_hash(v) for v in manifest]
+    return manifest
 
 
-def _same_rows(a: str, b: str) -> bool:
+def _parquet_rows(path: str):
     import pyarrow.parquet as pq
-    ta, tb = pq.read_table(a), pq.read_table(b)
-    if ta.schema != tb.schema or ta.num_rows != tb.num_rows:
-        return False
-    # Order-free: sort by every column a sort can take; nested columns
-    # (banner maps, lists) ride along. Rows equal on all sortable columns but
-    # not on a nested one could come out in either order: then compare reprs.
-    keys = [(f.name, "ascending") for f in ta.schema if not _nested(f.type)]
-    if keys and ta.sort_by(keys).equals(tb.sort_by(keys)):
-        return True
-    return sorted(map(repr, ta.to_pylist())) == sorted(map(repr, tb.to_pylist()))
+    t = pq.read_table(path)
+    # nested columns (banners maps, lists) cannot be sort keys: sort the rows' reprs
+    return t.schema, sorted(map(repr, t.to_pylist()))
 
 
-def _nested(t) -> bool:
-    import pyarrow as pa
-    return pa.types.is_nested(t) or pa.types.is_dictionary(t)
+def files_differ(a: str, b: str) -> bool:
+    """Parquet row for row (order-free), manifests without the source-tree
+    hash, everything else byte for byte."""
+    if a.endswith(".parquet"):
+        return _parquet_rows(a) != _parquet_rows(b)
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        da, db = fa.read(), fb.read()
+    if da != db and os.path.basename(a) == "manifest.json":
+        return without_code_hash(json.loads(da)) != without_code_hash(json.loads(db))
+    return da != db
 
 
 def compare_outputs(ref: str, got: str) -> list[str]:
     """Published files (relative paths) that differ between two output roots."""
-    a, b = _published(ref), _published(got)
-    differ = []
-    for rel in sorted(set(a) | set(b)):
-        if rel not in a or rel not in b:
-            differ.append(rel)
-        elif rel.endswith(".parquet"):
-            if not _same_rows(a[rel], b[rel]):
-                differ.append(rel)
-        else:
-            with open(a[rel], "rb") as fa, open(b[rel], "rb") as fb:
-                da, db = fa.read(), fb.read()
-            if da != db and not (os.path.basename(rel) == "manifest.json"
-                                 and _without_code_hash(json.loads(da)) == _without_code_hash(json.loads(db))):
-                differ.append(rel)
-    return differ
+    a, b = published(ref), published(got)
+    return [rel for rel in sorted(set(a) | set(b))
+            if rel not in a or rel not in b or files_differ(a[rel], b[rel])]
 
 
 def main(argv=None) -> int:

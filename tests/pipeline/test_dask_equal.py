@@ -15,7 +15,6 @@ that statically, so a new sink fails here in a second, not in production.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.bench_threads import files_differ, published, without_code_hash
 from pipelines.config import RunConfig
 from pipelines.week import process_week
 
@@ -133,46 +133,6 @@ def demo_raw(tmp_path_factory):
     raw = tmp_path_factory.mktemp("raw")
     write_demo_week(str(raw), WEEK, 2013)
     return str(raw)
-
-
-def published(out: str) -> dict[str, str]:
-    """{relative path: absolute path} of every published file (hidden
-    folders such as .staging and .trash are the runner's scratch)."""
-    found = {}
-    for folder, dirs, files in os.walk(out):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith("."):
-                path = os.path.join(folder, name)
-                found[os.path.relpath(path, out)] = path
-    return found
-
-
-def parquet_rows(path: str):
-    t = pq.read_table(path)
-    # nested columns (banners maps, lists) cannot be sort keys: sort the rows' reprs
-    return t.schema, sorted(map(repr, t.to_pylist()))
-
-
-def without_code_hash(manifest):
-    """The manifest minus ``code_sha256``: the driver hashes the source tree
-    at each run's start, and in a shared working tree the code may change
-    between the two runs (no runner can affect it; in CI both are equal)."""
-    if isinstance(manifest, dict):
-        return {k: without_code_hash(v) for k, v in manifest.items() if k != "code_sha256"}
-    if isinstance(manifest, list):
-        return [without_code_hash(v) for v in manifest]
-    return manifest
-
-
-def files_differ(a: str, b: str) -> bool:
-    if a.endswith(".parquet"):
-        return parquet_rows(a) != parquet_rows(b)
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        da, db = fa.read(), fb.read()
-    if da != db and os.path.basename(a) == "manifest.json":
-        return without_code_hash(json.loads(da)) != without_code_hash(json.loads(db))
-    return da != db  # aggregates JSON/CSV and everything else: identical bytes
 
 
 @pytest.mark.slow
