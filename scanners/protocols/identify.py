@@ -63,7 +63,7 @@ def describe(port: int | None, transport: str | None, banner_type: str | None,
     if reader is None:
         # A banner type no module reads (vnc, telnet, ...) says the port speaks
         # something else than its registered protocol: no protocol, generic public form.
-        return (None, redact(text)) + (None,) * len(OUT_FIELDS)
+        return (None, redact(text, free=True)) + (None,) * len(OUT_FIELDS)
     name = reader.name
     parsed = protocols.module(name).parse(text, banner_type)
     ident = identify_parsed(name, parsed)
