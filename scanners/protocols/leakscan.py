@@ -99,8 +99,8 @@ def _ipv6_dashed_hits(text: str) -> list[Hit]:
             ipaddress.IPv6Address(token.replace("-", ":"))
         except ValueError:
             continue
-        if not re.search(r"\d", token):
-            continue
+        if not re.search(r"\d", token) or sum(1 for g in token.split("-") if g) < 2:
+            continue          # "1.8--" (a version and a dash) is "8::" to ipaddress
         hits.append(Hit("ipv6_dashed", m.start(), m.end()))
     return hits
 

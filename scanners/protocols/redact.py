@@ -88,7 +88,7 @@ _DN_ATTR = r"(?:CN|OU|DC|O|UID|L|ST|C|STREET|SN|GN|DNQUALIFIER|SERIALNUMBER|MAIL
 _DN = re.compile(rf"(?i)(?<![\w])(?:{_DN_ATTR}\s*=\s*[^,;+=\n]{{1,128}}?\s*[,;+]\s*)+{_DN_ATTR}\s*=\s*[^,;+=\n]{{1,128}}"
                  rf"|(?<![\w])(?:CN|OU|DC|UID)\s*=\s*[^,;+=\s]{{1,128}}")
 # The value after a serial-number key: "SN:FCZ1241X0AB", "S/N 12345", "serial=ABC-123".
-_SERIAL_KEYED = re.compile(r"(?i)(?<![\w])((?:S/?N|serial(?:[ _-]?(?:no|number|num))?\.?)\s{0,2}[:=#]?\s{0,2})"
+_SERIAL_KEYED = re.compile(r"(?i)(?<![\w])((?:S/?N|serial(?:[ _-]?(?:no|number|num))?\.?)(?:\s{0,2}[:=#]\s{0,2}|\s{1,2}))"
                            r"(?!<)[A-Za-z0-9][A-Za-z0-9/_-]{2,63}")
 # A MAC after a key, whatever stands before it ("MAC:00:0c:29:..", "hwaddr=..").
 _MAC_KEYED = re.compile(r"(?i)(?<![\w])((?:mac|hw ?addr|ether|bssid|lladdr)\s{0,2}[:=]?\s{0,2})"
@@ -226,6 +226,11 @@ def _int_ip(m: re.Match) -> str:
 def _fqdn(m: re.Match) -> str:
     token = m.group(0)
     if token in _PRODUCT_DOTTED:
+        return token
+    labels = token.split(".")
+    # Numbers then one word is a version ("2.0.1.GA", "5.0.0.Final"), unless
+    # the numbers are an address (reverse DNS, "1.2.3.4.example").
+    if len(labels) <= 4 and all(x.isdigit() for x in labels[:-1]):
         return token
     if token.rsplit(".", 1)[1].lower() in _NOT_TLDS:
         return token
