@@ -26,7 +26,8 @@ Fields (a closed set, ``FIELDS``) and their shapes:
   integer, no integer of 8+ digits unless it is a date (``20100324``), no
   dotted, dashed or underscored run of four octet-sized numbers -- unless the
   identified product is one whose rules' own (reviewed) examples carry such
-  versions (``7.2.1.0``: Oracle, IBM, Tectia; ``quad_products``).
+  versions (``7.2.1.0``: Oracle, IBM, Tectia) and the value has their parts
+  and no more digits in any part (``_quad_fits``).
 * ``vendor``, ``product``, ``os_family``, ``os_release``, ``device_type`` --
   a name from the rules' own vocabulary (``vocabulary(field)``: the literal
   values of every rule, the names a templated rule lists in its
@@ -99,7 +100,7 @@ def version_shaped(value: str, product: str | None = None) -> bool:
         return False
     if _HEX_INT.search(value) or any(not _date8(m.group(0)) for m in _LONG_INT.finditer(value)):
         return False
-    quads_ok = product in _quad_products()
+    quads_ok = _quad_fits(value, product)
     if not quads_ok:
         # Octets joined by dots, dashes or underscores are an address whatever
         # the product says (10.66.23.1); a part over 255 (6.0.3790.4675) is not.
@@ -111,21 +112,38 @@ def version_shaped(value: str, product: str | None = None) -> bool:
     # (a digit, "v2", "R6_2_1", "SP1", or a word the rules know: "Xerox11").
     if sum(1 for label in value.split(".") if re.search(r"[A-Za-z]", label)) > 1:
         return False
-    if is_host_word(value) and not (_VERSION_START.match(value)
-                                    or re.match(r"[A-Za-z]+", value).group(0).lower() in known_words()):
+    if is_host_word(value) and not (_VERSION_START.match(value) or (
+            re.fullmatch(r"[A-Za-z]+\d[\d.]*", value)
+            and re.match(r"[A-Za-z]+", value).group(0).lower() in known_words())):
         return False
     shapes = {h.shape for h in find_identifiers(value)}
     return not (shapes - ({"ipv4", "ipv4_dashed"} if quads_ok else set()))
 
 
+def _profile(version: str) -> tuple[int, ...]:
+    return tuple(len(p) for p in re.split(r"[._-]", version))
+
+
+def _quad_fits(value: str, product: str | None) -> bool:
+    """Whether ``value`` is numbered as ``product``'s own examples are: the
+    same number of parts, none with more digits than the examples have
+    there (389 Directory Server's 1.4.3.39 admits 1.4.4.17, not 10.20.15.40)."""
+    profiles = _quad_products().get(product)
+    if not profiles:
+        return False
+    mine = _profile(value)
+    return any(len(p) == len(mine) and all(a <= b for a, b in zip(mine, p)) for p in profiles)
+
+
 @functools.cache
-def _quad_products() -> frozenset[str]:
-    """Products whose rules' examples have versions of four octet-sized
-    numbers: reviewed evidence that the product numbers its releases so."""
+def _quad_products() -> dict[str, frozenset[tuple[int, ...]]]:
+    """{product: digit profiles of its examples' four-octet versions}: the
+    rules' own (reviewed) examples are the evidence that a product numbers
+    its releases so."""
     from scanners import protocols
     from scanners.protocols.identify import identify_parsed
     from scanners.protocols.rules import load_rules
-    out = set()
+    out: dict[str, set] = {}
     for name in protocols.names():
         module = protocols.module(name)
         for rule in load_rules(name).rules:
@@ -138,8 +156,8 @@ def _quad_products() -> frozenset[str]:
                     ident = identify_parsed(name, module.parse(ex.banner, ex.banner_type
                                                                or protocols.info(name).banner_types[0]))
                     if ident.product:
-                        out.add(ident.product)
-    return frozenset(out)
+                        out.setdefault(ident.product, set()).add(_profile(version))
+    return {p: frozenset(v) for p, v in out.items()}
 
 
 @functools.cache
@@ -224,10 +242,20 @@ def public(field: str, value: str | None, vocabulary: Collection[str] | None = N
     identified product, for a version or cpe (see ``version_shaped``)."""
     if field not in FIELDS:
         raise GateError(f"gate: unknown field {field!r}; known: {', '.join(FIELDS)}")
-    if not value:
+    if not value or value == REDACTED:
         return value
-    if value == REDACTED:
-        return value
+    if vocabulary is None:
+        return _public_cached(field, value, product)
+    return _public(field, value, vocabulary, product)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _public_cached(field: str, value: str, product: str | None) -> str:
+    # Buckets of one week repeat the same values: each is gated once per worker.
+    return _public(field, value, None, product)
+
+
+def _public(field: str, value: str, vocabulary: Collection[str] | None, product: str | None) -> str:
     if field in ("banner", "title"):
         return _free(value, free=field == "title")
     if field == "as_org":
@@ -242,3 +270,45 @@ def public(field: str, value: str | None, vocabulary: Collection[str] | None = N
     if field == "cpe":
         return value if _cpe(value, product) else REDACTED
     return value if _name(field, value, vocabulary) else REDACTED
+
+
+# -- Arrow columns: once per distinct value -----------------------------------
+
+def gate_column(values, field: str, product=None):
+    """``public(field, v)`` over an Arrow string column, once per distinct
+    value (or distinct (product, value) pair when ``product`` is given)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if len(arr) == 0 or arr.null_count == len(arr):
+        return arr
+    if product is not None:
+        prod = product.combine_chunks() if isinstance(product, pa.ChunkedArray) else product
+        # "\x00" never occurs in a gated name: it separates the pair unambiguously.
+        key = pc.binary_join_element_wise(pc.fill_null(prod, ""), arr, "\x00")
+        enc = pc.dictionary_encode(key)
+        pairs = [v.split("\x00", 1) for v in enc.dictionary.to_pylist()]
+        gated = pa.array([public(field, v, product=p or None) for p, v in pairs], pa.string())
+        return gated.take(enc.indices)
+    enc = pc.dictionary_encode(arr)
+    gated = pa.array([public(field, v) for v in enc.dictionary.to_pylist()], pa.string())
+    return gated.take(enc.indices)
+
+
+# Clean-table columns and the gate field each is published under.
+COLUMN_FIELDS = {"banner_public": "banner", "vendor": "vendor", "product": "product", "version": "version",
+                 "os_family": "os_family", "os_release": "os_release", "device_type": "device_type",
+                 "cpe": "cpe", "country": "country", "as_org": "as_org"}
+
+
+def gate_table(table):
+    """Every public column of a clean table (``COLUMN_FIELDS``) through the
+    gate; version and cpe with the row's product as context."""
+    for column, field in COLUMN_FIELDS.items():
+        if column not in table.column_names:
+            continue
+        context = table.column("product") if field in ("version", "cpe") and "product" in table.column_names \
+            else None
+        i = table.schema.get_field_index(column)
+        table = table.set_column(i, table.schema.field(i), gate_column(table.column(column), field, context))
+    return table

@@ -120,12 +120,12 @@ _QUAD_IN = re.compile(r"(?<!\d)(?=(\d{1,4})[-_](\d{1,4})[-_](\d{1,4})[-_](\d{1,4
 # A dashed IPv6 ("2001-db8-77-a--40"): "--" for "::", or all eight groups.
 _WORDRUN = re.compile(r"[\w.-]*-[\w.-]*")
 _HEXDASH = re.compile(r"[0-9A-Fa-f-]{5,}")
-_INT_IP = re.compile(r"(?<![\w.-])\d{8}(?![\w.])")
+_INT_IP = re.compile(r"(?<![\d.])\d{8}(?!\d|\.\d)")
 # Labels of word characters (Unicode, so IDNs match) and hyphens; the last
 # label is alphabetic (or punycode), which is what keeps 2.2.22 a version.
 _FQDN = re.compile(r"(?<![\w.-])(?:[^\W_][\w-]{0,62}\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})(?![\w-]|\.\w)")
 _LOCALHOST = re.compile(r"(?<![\w.-])(?:localhost(?:\.localdomain)?|localdomain)(?![\w.-])", re.IGNORECASE)
-_UUID = re.compile(r"(?<![\w-])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![\w-])")
+_UUID = re.compile(r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![\w-])")
 _LONGHEX = re.compile(r"(?<![\w])(?:(?=[0-9A-Fa-f]{0,63}\d)(?=[0-9A-Fa-f]{0,63}[A-Fa-f])[0-9A-Fa-f]{8,}+"
                       r"|[0-9A-Fa-f]{16,}+)(?![\w])")
 _BASE64 = re.compile(r"(?<![\w+/=])(?=[A-Za-z0-9+/]{0,80}\d)(?=[A-Za-z0-9+/]{0,80}[A-Z])(?=[A-Za-z0-9+/]{0,80}[a-z])"
@@ -219,8 +219,17 @@ def _dashed_ip6(m: re.Match) -> str:
 
 
 def _int_ip(m: re.Match) -> str:
-    # 8 digits from 16777216 (1.0.0.0) up: an address written as an integer.
-    return "<n>" if int(m.group(0)) >= 1 << 24 else m.group(0)
+    # 8 digits from 16777216 (1.0.0.0) up: an address written as an integer,
+    # unless it is a date (FreeBSD-20080901, tnftpd 20100324: builds).
+    digits = m.group(0)
+    if int(digits) < 1 << 24 or _is_date8(digits):
+        return digits
+    return "<n>"
+
+
+def _is_date8(digits: str) -> bool:
+    y, mo, d = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+    return 1990 <= y <= 2099 and 1 <= mo <= 12 and 1 <= d <= 31
 
 
 def _fqdn(m: re.Match) -> str:
@@ -237,25 +246,8 @@ def _fqdn(m: re.Match) -> str:
     return "<host>"
 
 
-def redact(text: str | None, free: bool = False) -> str:
-    """The public form of a banner's text (see the module docstring);
-    ``free=True`` for free-text positions, where host-name-shaped words and
-    8-digit integers go too."""
-    if not text:
-        return ""
-    truncated = len(text) > MAX_PARSE_CHARS
-    s = text[:MAX_PARSE_CHARS]
-    if truncated:
-        # The cut may split a host name ("mail.exa"); drop the split token.
-        last = max(s.rfind(" "), s.rfind("\n"), s.rfind("\t"))
-        if last >= MAX_PARSE_CHARS - _CUT_BACK:
-            s = s[:last]
-    # CRLF and LF-joined transcripts (zgrab2 vs masscan) get one public form;
-    # surrounding blanks carry no meaning (masscan pads some banners).
-    # Full-width digits and letters are their ASCII selves to every pattern
-    # below (and to a reader); zero-width characters only hide a token.
-    s = drop_invisible(unicodedata.normalize("NFKC", s))
-    s = s.replace("\r\n", "\n").strip()
+def _patterns(s: str, free: bool) -> str:
+    """Every pattern, in order, over text without escapes."""
     s = _EMAIL.sub("<email>", s)
     s = _EMAIL_OBFUSCATED.sub("<email>", s)
     s = _DN.sub("<dn>", s)
@@ -280,7 +272,36 @@ def redact(text: str | None, free: bool = False) -> str:
     if free:
         s = _INT_IP.sub(_int_ip, s)
         s = redact_host_words(s)
+    return s
+
+
+_ESCAPES = re.compile(r"(\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))")
+
+
+def redact(text: str | None, free: bool = False) -> str:
+    """The public form of a banner's text (see the module docstring);
+    ``free=True`` for free-text positions, where host-name-shaped words and
+    8-digit integers go too."""
+    if not text:
+        return ""
+    truncated = len(text) > MAX_PARSE_CHARS
+    s = text[:MAX_PARSE_CHARS]
+    if truncated:
+        # The cut may split a host name ("mail.exa"); drop the split token.
+        last = max(s.rfind(" "), s.rfind("\n"), s.rfind("\t"))
+        if last >= MAX_PARSE_CHARS - _CUT_BACK:
+            s = s[:last]
+    # CRLF and LF-joined transcripts (zgrab2 vs masscan) get one public form;
+    # surrounding blanks carry no meaning (masscan pads some banners).
+    # Full-width digits and letters are their ASCII selves to every pattern
+    # below (and to a reader); zero-width characters only hide a token.
+    s = drop_invisible(unicodedata.normalize("NFKC", s))
+    s = s.replace("\r\n", "\n").strip()
+    # Unsafe characters are escaped first and the escapes (also the \\xNN of
+    # invalid UTF-8) split the text: no pattern reads one as part of a token,
+    # so the second pass sees what the first saw (idempotence).
     s = escape_unsafe(s)
+    s = "".join(part if i % 2 else _patterns(part, free) for i, part in enumerate(_ESCAPES.split(s)))
     return s + "<truncated>" if truncated else s
 
 
