@@ -42,7 +42,10 @@ a list of ``[[rule]]`` tables::
   every field that uses a ``{group}`` template must be pinned by each example.
   A template that expands to nothing leaves the field absent.
 * ``os_family`` and ``device_type`` are closed vocabularies (below), so the
-  site can group by them without free text creeping in.
+  site can group by them without free text creeping in. A name field that
+  is a template (``product = "{model}"``) must list the names it may select:
+  ``vocabulary = { product = ["TL-ER604W", ...] }``; the public gate
+  (``gate.py``) publishes any other value as ``<redacted>``.
 """
 from __future__ import annotations
 
