@@ -70,6 +70,8 @@ _LONG_INT = re.compile(r"\d{8,}")
 _QUADISH = re.compile(r"(?<![\d])\d{1,4}[._-]\d{1,4}[._-]\d{1,4}[._-]\d{1,4}(?![\d])")
 _HEX_INT = re.compile(r"(?i)0x[0-9a-f]{6,}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_VERSION_IDS = re.compile(r"(?i)(?<![0-9a-f])(?:[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{2}(?:-[0-9a-f]{2}){5}"
+                          r"|[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})(?![0-9a-f])")
 _VERSION_START = re.compile(r"\d|v\d|[A-Z]{1,3}\d")
 _CPE = re.compile(r"cpe:2\.3:([aoh]:[a-z0-9][a-z0-9_.\-~!]*:[a-z0-9][a-z0-9_.\-~!]*):((?:\\.|[A-Za-z0-9._\-])+|\*|-)"
                   r"(?::\*){7}")
@@ -116,8 +118,9 @@ def version_shaped(value: str, product: str | None = None) -> bool:
             re.fullmatch(r"[A-Za-z]+\d[\d.]*", value)
             and re.match(r"[A-Za-z]+", value).group(0).lower() in known_words())):
         return False
-    shapes = {h.shape for h in find_identifiers(value)}
-    return not (shapes - ({"ipv4", "ipv4_dashed"} if quads_ok else set()))
+    # The other identifier shapes a version's characters allow (no ":", "@",
+    # "=" or space can be in it): a dotted or dashed MAC, a UUID.
+    return not _VERSION_IDS.search(value)
 
 
 def _profile(version: str) -> tuple[int, ...]:

@@ -110,15 +110,26 @@ def find_identifiers(text: str) -> list[Hit]:
     if not text:
         return []
     s = normalise(text)
-    hits = [Hit("ipv4", m.start(), m.end()) for m in _IPV4.finditer(s)]
-    hits += [Hit("ipv4_dashed", m.start(1), m.end(1)) for m in _IPV4_DASHED.finditer(s)]
-    hits += [Hit("ipv4_hex", m.start(), m.end()) for m in _IPV4_HEX.finditer(s)]
-    hits += _ipv6_hits(s)
-    hits += _ipv6_dashed_hits(s)
-    hits += [Hit("mac", m.start(), m.end()) for m in _MAC.finditer(s)]
-    hits += [Hit("dn", m.start(), m.end()) for m in _DN.finditer(s)]
-    hits += [Hit("email", m.start(), m.end()) for m in _EMAIL.finditer(s)]
-    hits += [Hit("uuid", m.start(), m.end()) for m in _UUID.finditer(s)]
+    low = s.lower()
+    # Each shape needs its tell-tale character; absent, its scan is skipped.
+    hits = []
+    if "." in s:
+        hits += [Hit("ipv4", m.start(), m.end()) for m in _IPV4.finditer(s)]
+    if "-" in s or "_" in s:
+        hits += [Hit("ipv4_dashed", m.start(1), m.end(1)) for m in _IPV4_DASHED.finditer(s)]
+    if "0x" in low:
+        hits += [Hit("ipv4_hex", m.start(), m.end()) for m in _IPV4_HEX.finditer(s)]
+    if ":" in s:
+        hits += _ipv6_hits(s)
+    if "-" in s:
+        hits += _ipv6_dashed_hits(s)
+        hits += [Hit("uuid", m.start(), m.end()) for m in _UUID.finditer(s)]
+    if ":" in s or "-" in s or "." in s:
+        hits += [Hit("mac", m.start(), m.end()) for m in _MAC.finditer(s)]
+    if "=" in s:
+        hits += [Hit("dn", m.start(), m.end()) for m in _DN.finditer(s)]
+    if "@" in s or "at" in low:
+        hits += [Hit("email", m.start(), m.end()) for m in _EMAIL.finditer(s)]
     return sorted(hits, key=lambda h: (h.start, h.end, h.shape))
 
 

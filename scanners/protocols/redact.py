@@ -247,30 +247,48 @@ def _fqdn(m: re.Match) -> str:
 
 
 def _patterns(s: str, free: bool) -> str:
-    """Every pattern, in order, over text without escapes."""
-    s = _EMAIL.sub("<email>", s)
-    s = _EMAIL_OBFUSCATED.sub("<email>", s)
-    s = _DN.sub("<dn>", s)
-    s = _UUID.sub("<serial>", s)
-    s = _SERIAL_KEYED.sub(r"\1<serial>", s)
-    s = _MAC_KEYED.sub(r"\1<mac>", s)
-    s = _MAC.sub("<mac>", s)
-    s = _IPV6.sub(_ip6, s)        # before dates: 10:00:00 is never a valid IPv6
-    s = _IPV6_GLUED.sub(_ip6_glued, s)
+    """Every pattern, in order, over text without escapes. A pattern whose
+    tell-tale character is absent is skipped (banners are short, but each
+    pass is a scan)."""
+    low = s.lower()
+    if "@" in s:
+        s = _EMAIL.sub("<email>", s)
+    if " at " in low or "at)" in low or "at]" in low or "at}" in low:
+        s = _EMAIL_OBFUSCATED.sub("<email>", s)
+    if "=" in s:
+        s = _DN.sub("<dn>", s)
+    if "-" in s:
+        s = _UUID.sub("<serial>", s)
+    if "s" in low:
+        s = _SERIAL_KEYED.sub(r"\1<serial>", s)
+    if ":" in s or "-" in s or "." in s:
+        s = _MAC_KEYED.sub(r"\1<mac>", s)
+        s = _MAC.sub("<mac>", s)
+    if ":" in s:
+        s = _IPV6.sub(_ip6, s)        # before dates: 10:00:00 is never a valid IPv6
+        s = _IPV6_GLUED.sub(_ip6_glued, s)
     s = _DATES.sub("<date>", s)
-    s = _FQDN.sub(_fqdn, s)       # before IPv4: 1.2.3.4.static.isp.net is one host
-    s = _HEX_IP.sub(_hex_ip, s)
-    s = _IPV4.sub(_ip4, s)
-    s = _TOKEN.sub(_dashed_token, s)
+    if "." in s:
+        s = _FQDN.sub(_fqdn, s)       # before IPv4: 1.2.3.4.static.isp.net is one host
+    if "0x" in low:
+        s = _HEX_IP.sub(_hex_ip, s)
+    if "." in s:
+        s = _IPV4.sub(_ip4, s)
+    if "-" in s or "_" in s:
+        s = _TOKEN.sub(_dashed_token, s)
     if "-" in s:
         s = _WORDRUN.sub(_dashed_ip6, s)
-    s = _LOCALHOST.sub("<host>", s)
-    s = _COUNTER.sub(r"\1<n>", s)
-    s = _BASE64.sub("<serial>", s)
-    s = _LONGHEX.sub("<serial>", s)
-    s = _LONGNUM.sub("<n>", s)
+    if "local" in low:
+        s = _LOCALHOST.sub("<host>", s)
+    if "=" in s or ":" in s:
+        s = _COUNTER.sub(r"\1<n>", s)
+    if len(s) >= 8:
+        s = _BASE64.sub("<serial>", s)
+        s = _LONGHEX.sub("<serial>", s)
+        s = _LONGNUM.sub("<n>", s)
+        if free:
+            s = _INT_IP.sub(_int_ip, s)
     if free:
-        s = _INT_IP.sub(_int_ip, s)
         s = redact_host_words(s)
     return s
 
