@@ -87,6 +87,8 @@ def is_redacted(value: str | None) -> bool:
 
 def _date8(digits: str) -> bool:
     """An 8-digit run that is a date (20100324: tnftpd, Jetty's v20210629)."""
+    if len(digits) != 8:
+        return False
     try:
         datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
     except ValueError:

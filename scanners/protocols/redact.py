@@ -120,7 +120,7 @@ _QUAD_IN = re.compile(r"(?<!\d)(?=(\d{1,4})[-_](\d{1,4})[-_](\d{1,4})[-_](\d{1,4
 # A dashed IPv6 ("2001-db8-77-a--40"): "--" for "::", or all eight groups.
 _WORDRUN = re.compile(r"[\w.-]*-[\w.-]*")
 _HEXDASH = re.compile(r"[0-9A-Fa-f-]{5,}")
-_INT_IP = re.compile(r"(?<![\d.])\d{8}(?!\d|\.\d)")
+_INT_IP = re.compile(r"(?<![\d.])(\d{8})(?:\.\d{1,5})?(?!\d|\.\d)")
 # Labels of word characters (Unicode, so IDNs match) and hyphens; the last
 # label is alphabetic (or punycode), which is what keeps 2.2.22 a version.
 _FQDN = re.compile(r"(?<![\w.-])(?:[^\W_][\w-]{0,62}\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})(?![\w-]|\.\w)")
@@ -130,7 +130,8 @@ _LONGHEX = re.compile(r"(?<![\w])(?:(?=[0-9A-Fa-f]{0,63}\d)(?=[0-9A-Fa-f]{0,63}[
                       r"|[0-9A-Fa-f]{16,}+)(?![\w])")
 _BASE64 = re.compile(r"(?<![\w+/=])(?=[A-Za-z0-9+/]{0,80}\d)(?=[A-Za-z0-9+/]{0,80}[A-Z])(?=[A-Za-z0-9+/]{0,80}[a-z])"
                      r"[A-Za-z0-9+/]{40,}+={0,2}(?![\w+/=])")
-_LONGNUM = re.compile(r"(?<![\w.])\d{9,}+(?![\w])")
+# Glued to a word too ("x_167772160"): a counter or an address as an integer.
+_LONGNUM = re.compile(r"(?<![\d.])\d{9,}+(?!\d)")
 _COUNTER = re.compile(r"(?i)(?<![\w])((?:uptime|time|pid|curr_connections|total_connections|"
                       r"connection_id|connections|threads)\s{0,2}[=:]\s{0,2})\d+(?![\d.])")
 
@@ -221,9 +222,9 @@ def _dashed_ip6(m: re.Match) -> str:
 def _int_ip(m: re.Match) -> str:
     # 8 digits from 16777216 (1.0.0.0) up: an address written as an integer,
     # unless it is a date (FreeBSD-20080901, tnftpd 20100324: builds).
-    digits = m.group(0)
+    digits = m.group(1)
     if int(digits) < 1 << 24 or _is_date8(digits):
-        return digits
+        return m.group(0)
     return "<n>"
 
 
