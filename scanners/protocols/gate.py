@@ -121,8 +121,14 @@ def version_shaped(value: str, product: str | None = None) -> bool:
             and re.match(r"[A-Za-z]+", value).group(0).lower() in known_words())):
         return False
     # The other identifier shapes a version's characters allow (no ":", "@",
-    # "=" or space can be in it): a dotted or dashed MAC, a UUID.
-    return not _VERSION_IDS.search(value)
+    # "=" or space can be in it): a dotted or dashed MAC, a UUID, a dashed
+    # IPv6 (2001-db8-77-a--40).
+    if _VERSION_IDS.search(value):
+        return False
+    if "-" in value:
+        shapes = {h.shape for h in find_identifiers(value)} - ({"ipv4", "ipv4_dashed"} if quads_ok else set())
+        return not shapes
+    return True
 
 
 def _profile(version: str) -> tuple[int, ...]:

@@ -40,7 +40,8 @@ def test_versions_kept(value):
 
 @pytest.mark.parametrize("value", ["bastion.corp.example", "10.66.23.1", "app.corp.example", "10-66-23-1",
                                    "0x0a140a28", "16909070", "2001:db8::40", "CN=dc01,OU=Servers",
-                                   "a b", "x" * 60, "corp-web01.internal", "1.2.3.4-r1", "v\x1b[31m1"])
+                                   "a b", "x" * 60, "corp-web01.internal", "1.2.3.4-r1", "v\x1b[31m1",
+                                   "2001-db8-77-a--40", "00-0c-29-3e-5f-7a", "000c.293e.5f7a"])
 def test_versions_refused(value):
     assert public("version", value) == REDACTED
 
