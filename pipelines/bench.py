@@ -119,13 +119,21 @@ def main(argv=None) -> int:
     }
     if not args.no_parts:
         from pipelines import bench_parts
-        parts = {"identify": bench_parts.identify_rate(out, BENCH_WEEK), "geoip": bench_parts.geoip_rates()}
+        from pipelines import bench_identify
+        parts = {"identify": bench_parts.identify_rate(out, BENCH_WEEK), "geoip": bench_parts.geoip_rates(),
+                 "identify_zipf": bench_identify.zipf_rate(), "rule_scaling": bench_identify.rule_scaling()}
         if args.gcd:
             parts["batch_gcd"] = bench_parts.batch_gcd(args.gcd, args.dir)
         record["parts"] = parts
         i, g = parts["identify"], parts["geoip"]
         print(f"\nidentify: {i['distinct_banners']:,} distinct of {i['rows']:,} rows, "
               f"{i['rows_per_s']:,} rows/s (each distinct banner parsed once)")
+        z = parts["identify_zipf"]
+        print(f"identify, Zipf mix: {z['distinct_banners']:,} distinct of {z['rows']:,} rows, "
+              f"{z['distinct_per_s']:,} distinct banners/s")
+        for proto, sc in parts["rule_scaling"].items():
+            print(f"rules x5 ({proto}): {sc['us_per_subject']} -> {sc['us_per_subject_x']} us per subject "
+                  f"({sc['rules']} -> {sc['rules_x']} rules, ratio {sc['ratio']})")
         print(f"geoip: vectorized {g['vectorized_per_s']:,} lookups/s ({g['vectorized_what']}); "
               f"geoip2 per call {g['geoip2_country_per_s']:,}/s (country only)")
         if "batch_gcd" in parts:
