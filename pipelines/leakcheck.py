@@ -112,18 +112,26 @@ _V4_LITERAL = re.compile(r"(?<![0-9])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(
 _V6_LITERAL = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
 
 
-def _literal_addresses(text: str):
-    """(version, int) of the plainly written addresses in ``text`` (a clean
-    row's ``ip``, a quarantine excerpt such as ``ip='10.20.5.40' port=...``)."""
+def literal_texts(text: str):
+    """The plainly written addresses in ``text`` (a clean row's ``ip``, a
+    quarantine excerpt such as ``ip='10.20.5.40' port=...``), as text."""
     for m in _V4_LITERAL.finditer(text):
-        octets = [int(g) for g in m.groups()]
-        if max(octets) <= 255:
-            yield 4, octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]
+        if max(int(g) for g in m.groups()) <= 255:
+            yield m.group(0)
     if ":" in text:
         for m in _V6_LITERAL.finditer(text):
-            got = _v6(m.group(0))
-            if got is not None:
-                yield got
+            if _v6(m.group(0)) is not None:
+                yield m.group(0)
+
+
+def _literal_addresses(text: str):
+    """(version, int) of ``literal_texts(text)``."""
+    for t in literal_texts(text):
+        if ":" in t:
+            yield _v6(t)
+        else:
+            o = [int(g) for g in t.split(".")]
+            yield 4, o[0] << 24 | o[1] << 16 | o[2] << 8 | o[3]
 
 
 def _v6(token: str) -> tuple[int, int] | None:
