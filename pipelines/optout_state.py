@@ -210,11 +210,16 @@ def resolve(out: str, exclude: str | None = None, replace: str | None = None,
     if replace and drop:
         raise OptOutStateError("--replace-optout and --drop-optout-entries do not go together: "
                                "--replace-optout alone sets the whole list")
-    rec = recorded(out)
+    broken = False
+    try:
+        rec = recorded(out)
+    except OptOutStateError:
+        if not replace:
+            raise
+        rec, broken = None, True     # --replace-optout is the way out of a damaged or edited record
     if rec is None:
         old4, old6, old_digest = (), (), None
-        given = exclude or replace
-        if not given:
+        if not (exclude or replace):
             weeks = _published_with_list(out)
             if weeks:
                 raise OptOutStateError(
@@ -243,7 +248,7 @@ def resolve(out: str, exclude: str | None = None, replace: str | None = None,
             change = Change.RECORDED if (v4 or v6) else Change.NONE
         else:
             change = Change.GROWN if added else Change.KEPT
-    if rec is None and change is Change.REPLACED:
+    if rec is None and change is Change.REPLACED and not broken:
         change = Change.RECORDED
     return Resolution(change, v4, v6, old_digest, added, removed, source)
 
@@ -278,7 +283,10 @@ def commit(out: str, res: Resolution) -> str | None:
         with open(path + ".tmp", "wb") as f:
             f.write(blob)
         os.replace(path + ".tmp", path)
-    if res.removed:
+    if res.change is Change.REPLACED:
+        log.warning(f"opt-out list of {out} replaced by {res.source} (+{res.added:,} / -{res.removed:,} "
+                    f"addresses against the last valid record)", extra={"optout_change": res.change.value})
+    elif res.removed:
         log.warning(f"opt-out list of {out} shrunk by {res.removed:,} addresses ({res.change.value}: "
                     f"{res.source}): weeks with raw files are reprocessed with the smaller list; weeks "
                     f"whose raw files are gone keep those hosts excluded",
