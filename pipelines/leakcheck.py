@@ -40,16 +40,23 @@ import unicodedata
 DEFAULT_ALLOWLIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leak_allowlist.toml")
 
 
+MAX_FILES_SHOWN = 20
+
+
 class LeakError(Exception):
     """A build would publish an identifier; ``hits`` say where and of what
     shape (never the value). The CLI exits 5 (pipelines/exits.py)."""
 
     def __init__(self, hits: list["Hit"]):
         self.hits = hits
-        files = sorted({h.file for h in hits})
-        shown = "; ".join(f"{h.file}:{h.line}: {h.shape.value}" for h in hits[:5])
-        more = f" (and {len(hits) - 5} more)" if len(hits) > 5 else ""
-        super().__init__(f"leak check: {len(hits)} identifier-shaped token(s) in {len(files)} published "
+        by_file: dict[str, list[Hit]] = {}
+        for h in hits:
+            by_file.setdefault(h.file, []).append(h)
+        shown = "; ".join(f"{name}: " + ", ".join(f"{h.shape.value} (line {h.line})" for h in fh[:3])
+                          + (f" and {len(fh) - 3} more" if len(fh) > 3 else "")
+                          for name, fh in list(by_file.items())[:MAX_FILES_SHOWN])
+        more = f"; and {len(by_file) - MAX_FILES_SHOWN} more files" if len(by_file) > MAX_FILES_SHOWN else ""
+        super().__init__(f"leak check: {len(hits)} identifier-shaped token(s) in {len(by_file)} published "
                          f"file(s): {shown}{more}; the site was not replaced")
 
 
@@ -283,7 +290,9 @@ def scan_text(name: str, text: str, week: WeekAddresses, allow: Allowlist) -> li
         for m in _V6_RUN.finditer(low):
             for spelled, (version, value) in _v6_candidates(m.group(0)):
                 groups = [g for g in spelled.split(":") if g]
-                general = Shape.IPV6 if len(groups) >= 3 and any(c.isdigit() for c in spelled) else None
+                # three groups, or two around "::" ("2001:db8::"); never CSS's "a::before"
+                shaped = len(groups) >= 3 or (len(groups) == 2 and "::" in spelled)
+                general = Shape.IPV6 if shaped and any(c.isdigit() for c in spelled) else None
                 addr_hit(m.start(), version, value, general if version == 6 else Shape.IPV4)
     for m in _V6_DASHED.finditer(low):
         token = m.group(0)

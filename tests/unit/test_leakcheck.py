@@ -78,10 +78,9 @@ def test_hits_name_file_line_and_shape_never_the_value():
     assert [(h.file, h.line, h.shape) for h in hits] == [("a.html", 2, Shape.WEEK_ADDRESS),
                                                          ("c.json", 1, Shape.WEEK_ADDRESS)]
     err = LeakError(hits)
-    assert "a.html:2" in str(err) and "c.json:1" in str(err)
-    assert "10" not in str(err).replace("a.html:2", "").replace("c.json:1", "").split(":", 1)[1].split(";")[0] \
-        or "10-20" not in str(err)
-    assert "10.20.7.41" not in str(err) and "ec2-10-20-5-40" not in str(err)
+    text = str(err)
+    assert "a.html: an address of the week's input (line 2)" in text and "c.json:" in text
+    assert "10.20.7.41" not in text and "10-20-5-40" not in text and "0a14" not in text
 
 
 def test_parquet_downloads_are_scanned_by_their_cells():
