@@ -30,6 +30,9 @@ Samples (zmap 2.1.1, ``tests/fixtures/real/``)::
   ``scan_start_us``, else validation quarantines it (``missing_timestamp``);
   ``-O csv`` without ``-f`` also lists RST hosts, so such a file sets
   ``facts["open_only_unverified"]``.
+* The udp module writes the reply's payload as hex in ``data``; on a UDP port
+  whose protocol ``scanners.protocols.by_port`` knows (memcached 11211, IKE
+  500/4500, Kerberos 88, CLDAP 389) it becomes that protocol's banner.
 """
 from __future__ import annotations
 
@@ -44,13 +47,14 @@ import pyarrow.compute as pc
 from pipelines.schema import TIMESTAMP, QuarantineReason as Q
 from scanners.base import ReadContext, constant, raw_batch
 from scanners.lines import parse_iso_us
+from scanners.protocols import by_port
 
 MAX_TS_SECONDS = 10 ** 12      # keeps seconds * 1e6 inside int64; normalize judges plausibility
 
 # Typed columns the readers use; every other zmap field is ignored.
 TYPES = {"saddr": pa.string(), "classification": pa.string(), "timestamp-str": pa.string(),
          "sport": pa.int64(), "success": pa.int64(), "repeat": pa.int64(), "ttl": pa.int64(),
-         "timestamp-ts": pa.int64(), "timestamp-us": pa.int64()}
+         "timestamp-ts": pa.int64(), "timestamp-us": pa.int64(), "data": pa.string()}
 # Fields only one probe family writes; they tell tcp_synscan from the udp modules.
 TCP_ONLY = {"seqnum", "acknum", "window", "tcpopts"}
 UDP_ONLY = {"udp-pkt-size", "data", "icmp-responder", "icmp-unreach-str"}
@@ -175,6 +179,7 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
         ttl = _np(cols["ttl"], 0)
         fail((ttl < 0) | (ttl > 255), Q.MALFORMED_RECORD, "ttl outside 0..255")
     ts = _timestamps(cols, plan, n, fail)
+    service, banner = _udp_payloads(cols, plan, port, n, fail)
 
     bad = reason != None  # noqa: E711
     for i in np.flatnonzero(bad):
@@ -195,8 +200,8 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
         "ip": ip.take(idx), "port": pa.array(port[keep].astype(np.int32)),
         "transport": constant(plan.transport, len(keep)), "status": status, "reason": why,
         "ttl": cols["ttl"].take(idx).cast(pa.int32()) if "ttl" in cols else pa.nulls(len(keep), pa.int32()),
-        "timestamp": ts.take(idx), "service": pa.nulls(len(keep), pa.string()),
-        "banner": pa.nulls(len(keep), pa.binary()), "tool": constant("zmap", len(keep)),
+        "timestamp": ts.take(idx), "service": service.take(idx),
+        "banner": banner.take(idx), "tool": constant("zmap", len(keep)),
         "tool_version": constant(ctx.facts.get("tool_version"), len(keep)),
         "source_file": constant(ctx.source, len(keep)),
         "source_offset": pa.array(offsets[keep].astype(np.int64)),
@@ -204,6 +209,41 @@ def build(cols: dict[str, pa.Array], offsets: np.ndarray, line: Callable[[int], 
     if port_source is not None:
         arrays["port_source"] = port_source.take(idx)
     return raw_batch(arrays, len(next(iter(arrays.values()))))
+
+
+HEX = r"^(?:[0-9A-Fa-f]{2})*$"
+
+
+def udp_banner_type(port: int) -> str | None:
+    """The banner type a UDP reply on ``port`` is read as: the first banner
+    type of the protocol the project knows on that UDP port (memcached 11211,
+    ike/``isakmp`` 500 and 4500, kerberos 88, ldap 389 for CLDAP), else None."""
+    info = by_port(port, "udp")
+    return info.banner_types[0] if info else None
+
+
+def _udp_payloads(cols, plan: Plan, port: np.ndarray, n: int, fail) -> tuple[pa.Array, pa.Array]:
+    """(service, banner) per row. zmap's udp module writes the reply's payload
+    as lower-case hex in ``data``; on a port whose protocol the project knows
+    it is that protocol's banner (the bytes, as masscan's are), elsewhere the
+    row is a status only. ``data`` that is not hex is a malformed record."""
+    none = pa.nulls(n, pa.string()), pa.nulls(n, pa.binary())
+    if plan.transport != "udp" or "data" not in cols:
+        return none
+    data = pc.utf8_trim_whitespace(cols["data"])
+    fail(~_np(pc.match_substring_regex(data, HEX), True), Q.MALFORMED_RECORD, "data is not hex")
+    kinds = {p: udp_banner_type(p) for p in np.unique(port).tolist()}
+    service: list[str | None] = [None] * n
+    banner: list[bytes | None] = [None] * n
+    for i, text in enumerate(data.to_pylist()):
+        kind = kinds[int(port[i])]
+        if kind and text:     # an empty payload (udp_pkt_size 8) is no banner
+            try:
+                banner[i] = bytes.fromhex(text)
+            except ValueError:   # already failed above (odd length, not hex)
+                continue
+            service[i] = kind
+    return pa.array(service, pa.string()), pa.array(banner, pa.binary())
 
 
 def _timestamps(cols, plan: Plan, n: int, fail) -> pa.Array:

@@ -2,7 +2,8 @@
 (see ``zmap_common``)."""
 from __future__ import annotations
 
-from typing import Iterator, Iterable
+import re
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -13,12 +14,28 @@ from scanners.formats.zmap_common import TYPES, Plan, _first_line, _sliced, buil
 from scanners.lines import json_object, json_objects
 
 
+# Fields only zmap writes (its system fields and every probe module's result
+# fields): with ``saddr``, one of these tells zmap's JSON from other JSON that
+# happens to name a source address (LZR writes saddr/sport/dport/seqnum too).
+ZMAP_MARKERS = frozenset({"classification", "success", "repeat", "cooldown", "timestamp-str",
+                          "timestamp-ts", "timestamp-us", "saddr-raw", "daddr-raw"})
+# zmap field names are lower case (``timestamp_str``, ``udp_pkt_size``); LZR's
+# ``ACK``/``SYN``/``Timestamp``/``expectedRToLZR`` are not.
+_ZMAP_KEY = re.compile(r"[a-z][a-z0-9_-]*\Z")
+
+
 def sniff_json(head: bytes) -> bool:
-    """First line is one JSON object with a ``saddr`` key (metadata has none)."""
+    """The first line is one JSON object of zmap field names: ``saddr``, at
+    least one of ``ZMAP_MARKERS`` and no key zmap could not have written.
+    Anything else with an ``saddr`` (LZR, a bare ``-f saddr`` list as JSON)
+    is no zmap format: ``unknown_format`` unless another reader claims it."""
     line = _first_line(head)
     obj = json_object(line) if line else None
-    return isinstance(obj, dict) and "saddr" in obj
-
+    if not isinstance(obj, dict) or "saddr" not in obj:
+        return False
+    if not all(isinstance(k, str) and _ZMAP_KEY.match(k) for k in obj):
+        return False
+    return any(canonical(k) in ZMAP_MARKERS for k in obj)
 
 
 def read_json(chunks: Iterable[bytes], ctx: ReadContext) -> Iterator[pa.RecordBatch]:
