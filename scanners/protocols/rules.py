@@ -46,6 +46,17 @@ a list of ``[[rule]]`` tables::
   is a template (``product = "{model}"``) must list the names it may select:
   ``vocabulary = { product = ["TL-ER604W", ...] }``; the public gate
   (``gate.py``) publishes any other value as ``<redacted>``.
+* ``cpe_version`` (optional, beside ``cpe``) is a literal CPE version
+  component (``*``, ``-`` or version-shaped) used instead of the identified
+  version.
+
+The engine (``RuleSet.first_match``) answers what trying every rule in file
+order would (``first_match_linear``, the reference) but tries only the rules
+whose required literal the subject holds (``rule_index.py``), so the cost
+per subject follows the candidate rules, not the file's length. ``starts``
+are later offsets where a product token begins (HTTP); there only anchored
+rules are tried. docs/PROTOCOLS.md has the whole format and how to add a
+product.
 """
 from __future__ import annotations
 
