@@ -212,3 +212,14 @@ def test_refused_values_are_counted(published):
     _, _, _, _, manifest, _ = published
     redacted = manifest["public_redacted"]
     assert redacted.get("version", 0) >= HOSTS_PER_CASE
+
+
+def test_the_publish_leak_check_agrees(published):
+    """The independent publish-time check (pipelines/leakcheck.py, defence
+    in depth) finds nothing in the corpus build either: the week's own
+    addresses, the planted ones, and every address/MAC/DN shape."""
+    from pipelines.leakcheck import WeekAddresses, check_build, find_leaks, load_allowlist
+    files, _, addresses, _, _, out = published
+    assert check_build(files, out, [WEEK]) == len(files)
+    planted = WeekAddresses.from_texts(sorted(addresses))
+    assert find_leaks(files, planted, load_allowlist()) == []
