@@ -291,19 +291,23 @@ def gate_column(values, field: str, product=None):
     import pyarrow as pa
     import pyarrow.compute as pc
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
     if len(arr) == 0 or arr.null_count == len(arr):
         return arr
     if product is not None:
         prod = product.combine_chunks() if isinstance(product, pa.ChunkedArray) else product
+        if pa.types.is_dictionary(prod.type):
+            prod = prod.cast(prod.type.value_type)
         # "\x00" never occurs in a gated name: it separates the pair unambiguously.
-        key = pc.binary_join_element_wise(pc.fill_null(prod, ""), arr, "\x00")
+        key = pc.binary_join_element_wise(pc.fill_null(prod.cast(pa.string()), ""), arr.cast(pa.string()), "\x00")
         enc = pc.dictionary_encode(key)
         pairs = [v.split("\x00", 1) for v in enc.dictionary.to_pylist()]
         gated = pa.array([public(field, v, product=p or None) for p, v in pairs], pa.string())
-        return gated.take(enc.indices)
+        return gated.take(enc.indices).cast(arr.type)
     enc = pc.dictionary_encode(arr)
     gated = pa.array([public(field, v) for v in enc.dictionary.to_pylist()], pa.string())
-    return gated.take(enc.indices)
+    return gated.take(enc.indices).cast(arr.type)
 
 
 # Clean-table columns and the gate field each is published under.
@@ -321,5 +325,6 @@ def gate_table(table):
         context = table.column("product") if field in ("version", "cpe") and "product" in table.column_names \
             else None
         i = table.schema.get_field_index(column)
-        table = table.set_column(i, table.schema.field(i), gate_column(table.column(column), field, context))
+        gated = gate_column(table.column(column), field, context)
+        table = table.set_column(i, table.schema.field(i).with_type(gated.type), gated)
     return table

@@ -96,3 +96,17 @@ def test_the_gate_keeps_what_is_fine(column, field):
     out = agg.partial_aggregates(_rows({"product": "OpenSSH", column: fine[column]}), WEEK)
     values = {r["value"] for r in out.to_pylist()}
     assert any(fine[column] in v for v in values)
+
+
+def test_dictionary_and_large_string_columns_are_gated_too():
+    t = _rows(HOSTILE)
+    for name in ("product", "banner_public"):
+        i = t.schema.get_field_index(name)
+        col = t.column(name).combine_chunks()
+        t = t.set_column(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())),
+                         col.dictionary_encode()) if name == "product" else \
+            t.set_column(i, pa.field(name, pa.large_string()), col.cast(pa.large_string()))
+    from scanners.protocols.gate import gate_table
+    gated = gate_table(t)
+    assert set(gated.column("product").to_pylist()) == {REDACTED}
+    assert not any(find_identifiers(v) for v in gated.column("banner_public").to_pylist())
