@@ -121,3 +121,21 @@ def test_gate_is_idempotent_and_total(text):
     for field in FIELDS:
         once = public(field, text)
         assert public(field, once) == once
+
+
+def test_a_templated_name_needs_its_vocabulary():
+    from scanners.protocols.rules import RuleError, parse_rules
+    rule = '''
+[[rule]]
+id = "x"
+match = '^X-(?P<model>\\w+)'
+product = "{model}"
+%s
+examples = [{ banner = "X-A1", expect = { product = "A1" } }]
+'''
+    with pytest.raises(RuleError, match="vocabulary.product"):
+        parse_rules("ssh", rule % "")
+    rules = parse_rules("ssh", rule % 'vocabulary = { product = ["A1", "B2"] }')
+    assert rules.rules[0].vocabulary == {"product": ("A1", "B2")}
+    with pytest.raises(RuleError, match="vocabulary must be"):
+        parse_rules("ssh", rule % 'vocabulary = { hostname = ["A1"] }')
