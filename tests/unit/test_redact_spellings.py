@@ -38,6 +38,7 @@ from scanners.protocols.redact import redact
     ("ptr 40.16.20.10.in-addr.arpa ok", "ptr <host> ok"),
     ("ptr c-10-20-6-40.hsd1.example.net ok", "ptr <host> ok"),
     ("a\u200b10.20\u200b.16.40", "a<ip>"),
+    ("x 10.20\u202e.16\x1b.40 y", "x <ip> y"),
 ])
 def test_each_spelling(text, public):
     assert redact(text) == public
