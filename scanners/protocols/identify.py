@@ -77,7 +77,8 @@ def describe(port: int | None, transport: str | None, banner_type: str | None,
     fields = {f: public(f, getattr(ident, f), product=ident.product) for f in OUT_FIELDS}
     if fields["version"] == REDACTED and fields["cpe"]:
         fields["cpe"] = REDACTED
-    return (name, public("banner", parsed.public)) + tuple(fields[f] for f in OUT_FIELDS)
+    text_field = "title" if banner_type == "title" else "banner"      # a title is free text throughout
+    return (name, public(text_field, parsed.public)) + tuple(fields[f] for f in OUT_FIELDS)
 
 
 def _codes(arr: pa.Array) -> np.ndarray:
