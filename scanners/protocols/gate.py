@@ -99,7 +99,8 @@ def _date8(digits: str) -> bool:
 def version_shaped(value: str, product: str | None = None) -> bool:
     """A version as the gate accepts it (see the module doc). Four or more
     octet-sized numbers (7.2.1.0) read as an address unless ``product`` is
-    one whose rules' own examples carry such versions (``quad_products``)."""
+    one whose rules' own examples carry such versions and the value fits
+    their digit profile (``_quad_fits``)."""
     if not _VERSION.fullmatch(value) or not any(c.isdigit() for c in value):
         return False
     if _HEX_INT.search(value) or any(not _date8(m.group(0)) for m in _LONG_INT.finditer(value)):
