@@ -2,11 +2,11 @@
 ``aggregates/host_keys.json`` (pipelines/transforms/keys.py). Counts only:
 the file cannot hold a key, a factor or an address (``assert_counts_only``
 checked it when it was written), and every cell follows the k rule
-(pipelines/keys/stats.py ``apply_k``): a cell of fewer than k hosts has no
+(pipelines/keys/suppress.py ``apply_k``): a cell of fewer than k hosts has no
 count, and shows as a dash that the table's note explains."""
 from __future__ import annotations
 
-from pipelines.keys.stats import FEWER_THAN_K, apply_k, churn_k
+from pipelines.keys.suppress import FEWER_THAN_K, apply_k, churn_k
 from pipelines.report.context import Column, DataTable
 
 SSH_PORT = (22, "tcp")

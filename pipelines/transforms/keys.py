@@ -48,9 +48,9 @@ def ssh_key_rows(table: pa.Table) -> pa.Table:
 
 def fold_small_groups(stats: dict, k: int) -> dict:
     """The k rule on host-key statistics, as on every other public cell
-    (pipelines/keys/stats.py ``apply_k``: small labels fold into "other",
+    (pipelines/keys/suppress.py ``apply_k``: small labels fold into "other",
     any cell still under k is published as fewer than k)."""
-    from pipelines.keys.stats import apply_k
+    from pipelines.keys.suppress import apply_k
     return apply_k(stats, k)
 
 
@@ -67,7 +67,8 @@ class _StatsFn(beam.DoFn):
         self.root, self.week, self.out, self.k = root, week, out, k
 
     def process(self, element):
-        from pipelines.keys.stats import churn_k, key_churn, week_key_stats
+        from pipelines.keys.stats import key_churn, week_key_stats
+        from pipelines.keys.suppress import churn_k
         tables = element
         if not tables:
             yield {"host_key_observations": 0}

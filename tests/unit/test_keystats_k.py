@@ -1,11 +1,12 @@
 """k everywhere on the host-key statistics (issue 14 item 5): apply_k and
-churn_k in pipelines/keys/stats.py, and the port-22 tables built from them."""
+churn_k in pipelines/keys/suppress.py, and the port-22 tables built from them."""
 from __future__ import annotations
 
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from pipelines.keys.stats import FEWER_THAN_K, apply_k, assert_counts_only, churn_k, week_key_stats
+from pipelines.keys.stats import assert_counts_only, week_key_stats
+from pipelines.keys.suppress import FEWER_THAN_K, apply_k, churn_k
 from pipelines.report.hostkeys import host_key_tables
 
 K = 10
