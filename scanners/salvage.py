@@ -1,0 +1,526 @@
+"""Resynchronising a damaged compressed stream (issue 13): where decoding can
+start again after a fault, and decoding the pieces a fast-path decompressor
+cannot (a deflate block without its history, a lone bzip2 or xz block).
+
+Methods (``ctx.facts['salvage'][i]['method']``):
+
+* ``gzip_member``: the next gzip member header (``1f 8b 08``) that decodes.
+* ``deflate_block``: a later deflate block inside the damaged member, found
+  as gzrt's ``gzrecover`` does: at every bit position after the fault try a
+  raw inflater (its 32 KiB history set to NUL bytes) and accept the first
+  that yields plausible text. Back-references into the lost history come out
+  as NUL, which the line layer treats as damage.
+* ``zstd_frame``: the next frame magic ``28 b5 2f fd`` that decodes.
+* ``bzip2_block``: the next block magic ``0x314159265359`` at any bit
+  position (as ``bzip2recover`` does); each block is decoded alone as a
+  one-block stream, so one bad block costs only itself.
+* ``xz_stream``: the next stream magic; ``xz_block``: the next block header
+  whose CRC32 matches, decoded with a raw LZMA2 decoder.
+
+Nothing here invents data: a candidate that does not decode is skipped, and
+everything between the fault and the accepted point is one damaged range.
+"""
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import lzma
+import struct
+import zlib
+from typing import Iterator
+
+KEEP = 2 << 20           # raw bytes kept behind the read position (resync looks back this far)
+DEFLATE_SCAN = 256 << 10  # deflate blocks are searched this far after a fault (zlib's are < 64 KiB)
+TRIAL_IN = 64 * 1024
+TRIAL_OUT = 64 * 1024
+TAIL_FRAMING = 4096      # undecodable bytes after the last block that pass for index/footer
+
+GZIP_MEMBER, DEFLATE_BLOCK = "gzip_member", "deflate_block"
+ZSTD_FRAME, BZIP2_BLOCK = "zstd_frame", "bzip2_block"
+XZ_STREAM, XZ_BLOCK = "xz_stream", "xz_block"
+_NULS = bytes(32768)
+
+BZ_BLOCK = 0x314159265359
+BZ_EOS = 0x177245385090
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclasses.dataclass
+class Gap:
+    """Marker in a decompressed chunk stream: bytes were lost here.
+
+    ``clean``: decoding resumed at a member/stream start (the first line may
+    be whole); else mid-stream, so the first partial line is damage.
+    ``unknown_window``: a deflate block salvaged without its 32 KiB history;
+    its back-references to the lost data read as NUL bytes, so a line with a
+    NUL in this segment is damage, not a record. ``info`` is the salvage
+    entry in ``ctx.facts['salvage']`` (the line layer adds records_before).
+    """
+
+    clean: bool
+    unknown_window: bool
+    info: dict
+
+
+@dataclasses.dataclass
+class Skipped:
+    """Marker at the head of a chunk stream: the first ``length`` bytes of
+    the file were judged elsewhere (junk before the first record), so
+    offsets start there."""
+
+    length: int
+
+
+@dataclasses.dataclass
+class Fault:
+    offset: int              # raw offset of the first byte that could not be decoded
+    detail: str
+    truncated: bool = False  # the file ended inside the stream: nothing to resync to
+
+
+@dataclasses.dataclass
+class Resync:
+    offset: int              # raw byte where decoding starts again
+    method: str
+    clean: bool              # at a member/stream start
+    unknown_window: bool = False
+    bit: int = 0             # deflate/bzip2: bit offset inside the byte at ``offset``
+    xz_filters: list | None = None
+    xz_header: int = 0       # xz block: header size
+
+
+class RawBuffer:
+    """The raw bytes of a file, read on demand from its chunk iterator; keeps
+    ``KEEP`` bytes behind the furthest read so memory stays bounded."""
+
+    def __init__(self, it: Iterator[bytes]):
+        self._it = it
+        self._data = bytearray()
+        self._base = 0            # raw offset of _data[0]
+        self._eof = False
+        self.last_fed = 0         # start of the last feed handed to a decompressor
+        self.deflate_end = 0      # end of the last member/stream/block decoded
+
+    @property
+    def size_seen(self) -> int:
+        return self._base + len(self._data)
+
+    def fill(self, n: int) -> None:
+        self.fill_to(self._base + n)
+
+    def fill_to(self, end: int) -> int:
+        while self.size_seen < end and not self._eof:
+            try:
+                self._data += next(self._it)
+            except StopIteration:
+                self._eof = True
+        return min(end, self.size_seen)
+
+    def peek(self, pos: int, n: int) -> bytes:
+        if pos < self._base:
+            raise ValueError(f"raw offset {pos} is no longer kept (from {self._base})")
+        self.fill_to(pos + n)
+        lo = pos - self._base
+        return bytes(self._data[lo:lo + n])
+
+    def read_from(self, pos: int, n: int) -> bytes:
+        out = self.peek(pos, n)
+        drop = pos - KEEP - self._base
+        if drop > 0:
+            del self._data[:drop]
+            self._base += drop
+        return out
+
+    def has_content(self, pos: int) -> bool:
+        """Bytes other than zero padding remain at ``pos``."""
+        while True:
+            piece = self.read_from(pos, 1 << 16)
+            if not piece:
+                return False
+            if piece.strip(b"\x00"):
+                return True
+            pos += len(piece)
+
+    def drain_from(self, pos: int) -> int:
+        """Read to the end; bytes from ``pos`` to it."""
+        while not self._eof:
+            self.read_from(max(self.size_seen - 1, pos), 1 << 20)
+        return max(self.size_seen - pos, 0)
+
+
+def find_resync(kind: str, buf: RawBuffer, fault: Fault) -> Resync | None:
+    if kind == "gzip":
+        m = next_gzip_member(buf, fault.offset, fault.offset + DEFLATE_SCAN)
+        p = _deflate_scan(buf, fault.offset, m if m is not None else fault.offset + DEFLATE_SCAN)
+        if p is not None:
+            return p
+        if m is None:
+            m = next_gzip_member(buf, fault.offset + DEFLATE_SCAN, None)
+        return Resync(m, GZIP_MEMBER, clean=True) if m is not None else None
+    if kind == "zstd":
+        m = _next_valid(buf, fault.offset + 1, ZSTD_MAGIC, _zstd_decodes)
+        return Resync(m, ZSTD_FRAME, clean=False) if m is not None else None
+    if kind == "bzip2":
+        return _bzip2_scan(buf, fault.offset * 8)
+    if kind == "xz":
+        block = _xz_block_scan(buf, fault.offset + 1, None)
+        m = _next_valid(buf, fault.offset + 1, XZ_MAGIC, _xz_decodes)
+        if block is not None and (m is None or block.offset < m):
+            return block
+        return Resync(m, XZ_STREAM, clean=True) if m is not None else None
+    return None
+
+
+# -- searching -------------------------------------------------------------------
+
+def _next_valid(buf: RawBuffer, pos: int, magic: bytes, decodes, end: int | None = None) -> int | None:
+    """Offset of the first ``magic`` at or after ``pos`` (before ``end``) whose stream decodes."""
+    step = 1 << 20
+    while end is None or pos < end:
+        window = buf.read_from(pos, step + len(magic))
+        if len(window) < len(magic):
+            return None
+        i = window.find(magic)
+        while i >= 0:
+            if end is not None and pos + i >= end:
+                return None
+            if decodes(buf.peek(pos + i, TRIAL_IN)):
+                return pos + i
+            i = window.find(magic, i + 1)
+        pos += max(len(window) - len(magic) + 1, 1)
+        if len(window) < step:
+            return None
+    return None
+
+
+def next_gzip_member(buf: RawBuffer, pos: int, end: int | None) -> int | None:
+    return _next_valid(buf, pos, b"\x1f\x8b\x08", _gzip_decodes, end)
+
+
+def _gzip_decodes(data: bytes) -> bool:
+    if len(data) < 10 or data[3] & 0xE0:
+        return False
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, TRIAL_OUT)
+    except zlib.error:
+        return False
+    return bool(out) or d.eof
+
+
+def _zstd_decodes(data: bytes) -> bool:
+    import zstandard
+    try:
+        d = zstandard.ZstdDecompressor().decompressobj()
+        # one block at most 128 KiB: a bounded trial even for a bomb
+        return bool(d.decompress(data[:4096])) or d.eof
+    except zstandard.ZstdError:
+        return False
+
+
+def _xz_decodes(data: bytes) -> bool:
+    d = lzma.LZMADecompressor()
+    try:
+        return bool(d.decompress(data, TRIAL_OUT)) or d.eof
+    except lzma.LZMAError:
+        return False
+
+
+def plausible(out: bytes) -> bool:
+    """Decoded bytes that look like scanner text. NUL bytes are history we do
+    not have (well-compressed scans are mostly back-references), so only the
+    rest is judged: printable ASCII and line ends, with at least one line end."""
+    text = out.translate(None, b"\x00")
+    if len(text) < 128 or b"\n" not in text:
+        return False
+    bad = len(text.translate(None, bytes(range(0x20, 0x7F)) + b"\t\r\n"))
+    return bad * 100 <= len(text)
+
+
+# -- deflate blocks (gzrecover) ---------------------------------------------------
+
+def shifted(buf: RawBuffer, pos: int, n: int, bit: int) -> bytes:
+    """Raw bytes ``pos..pos+n`` as a stream that starts ``bit`` bits into byte ``pos``
+    (deflate packs bits from the low end of each byte)."""
+    data = buf.read_from(pos, n + 1)
+    if not bit or not data:
+        return data[:n]
+    m = len(data) if len(data) <= n else n
+    v = int.from_bytes(data, "little") >> bit
+    return v.to_bytes(len(data), "little")[:m]
+
+
+def raw_inflater():
+    return zlib.decompressobj(wbits=-15, zdict=_NULS)
+
+
+def _deflate_scan(buf: RawBuffer, start: int, end: int) -> Resync | None:
+    """First (byte, bit) in [start, end) where a raw inflater yields plausible text."""
+    template = raw_inflater()
+    pos = start
+    while pos < end:
+        span = min(end - pos, 1 << 16)
+        window = buf.peek(pos, span + TRIAL_IN + 1)
+        if len(window) < 2:
+            return None
+        big = int.from_bytes(window, "little")
+        shifts = [(big >> bit).to_bytes(len(window), "little") for bit in range(8)]
+        for i in range(min(span, len(window) - 1)):
+            for bit, s in enumerate(shifts):
+                if s[i] & 6 == 6:            # BTYPE 11 is reserved
+                    continue
+                d = template.copy()
+                try:
+                    out = d.decompress(s[i:i + 4096], 4096)
+                    if not d.eof and len(out) < TRIAL_OUT:
+                        out += d.decompress(d.unconsumed_tail + s[i + 4096:i + TRIAL_IN],
+                                            TRIAL_OUT - len(out))
+                except zlib.error:
+                    continue
+                if plausible(out):
+                    return Resync(pos + i, DEFLATE_BLOCK, clean=False, unknown_window=True, bit=bit)
+        pos += span
+    return None
+
+
+# -- bzip2 blocks (bzip2recover) -----------------------------------------------------
+
+def _find_bits(buf: RawBuffer, bitpos: int, patterns: tuple[int, ...], limit: int | None = None) -> tuple[int, int] | None:
+    """(bit position, pattern) of the first 48-bit ``patterns`` at or after ``bitpos``."""
+    pos = bitpos // 8
+    step = 1 << 20
+    while True:
+        window = buf.read_from(pos, step + 8)
+        if len(window) < 6:
+            return None
+        big = int.from_bytes(window, "big")
+        nbits = len(window) * 8
+        best = None
+        for pat in patterns:
+            for sh in range(8):
+                # the pattern starting sh bits into a byte fills bytes 1..5 of a 7-byte run
+                v = pat << (8 - sh)       # 56-bit value, pattern at bit sh from the top
+                mid = ((v >> 8) & ((1 << 40) - 1)).to_bytes(5, "big")
+                j = window.find(mid)
+                while j >= 0:
+                    b = (pos + j) * 8 - 8 + sh
+                    rel = b - pos * 8
+                    if b >= bitpos and rel >= 0 and rel + 48 <= nbits and \
+                            (big >> (nbits - rel - 48)) & ((1 << 48) - 1) == pat:
+                        if best is None or b < best[0]:
+                            best = (b, pat)
+                        break
+                    j = window.find(mid, j + 1)
+        if best is not None:
+            return best
+        if len(window) < step + 8 or (limit is not None and pos > limit):
+            return None
+        pos += step
+
+
+def _bits(buf: RawBuffer, start: int, end: int) -> int:
+    lo, hi = start // 8, (end + 7) // 8
+    data = buf.peek(lo, hi - lo)
+    v = int.from_bytes(data, "big")
+    v >>= (hi * 8 - end)
+    return v & ((1 << (end - start)) - 1)
+
+
+def _one_block_stream(buf: RawBuffer, start: int, end: int) -> bytes:
+    """bzip2recover's trick: the block's bits as a stream of its own."""
+    block = _bits(buf, start, end)
+    crc = (block >> (end - start - 80)) & 0xFFFFFFFF    # 32 bits after the 48-bit magic
+    n = end - start + 80
+    v = (block << 80) | (BZ_EOS << 32) | crc
+    pad = -n % 8
+    return b"BZh9" + (v << pad).to_bytes((n + pad) // 8, "big")
+
+
+def _bzip2_block_end(buf: RawBuffer, start: int) -> tuple[int, int] | None:
+    return _find_bits(buf, start + 48, (BZ_BLOCK, BZ_EOS))
+
+
+def _bzip2_scan(buf: RawBuffer, bitpos: int) -> Resync | None:
+    while True:
+        hit = _find_bits(buf, bitpos, (BZ_BLOCK,))
+        if hit is None:
+            return None
+        start = hit[0]
+        end = _bzip2_block_end(buf, start)
+        if end is not None and _bzip2_try(_one_block_stream(buf, start, end[0])):
+            return Resync(start // 8, BZIP2_BLOCK, clean=False, bit=start % 8)
+        bitpos = start + 1
+
+
+def _bzip2_try(stream: bytes) -> bool:
+    d = bz2.BZ2Decompressor()
+    try:
+        d.decompress(stream, TRIAL_OUT)
+        while not d.eof and not d.needs_input:
+            d.decompress(b"", TRIAL_OUT)
+    except (OSError, ValueError):
+        return False
+    return d.eof
+
+
+def _skip(out: bytes, skip: int) -> tuple[bytes, int]:
+    """(the part of ``out`` past ``skip`` bytes, what is left to skip)."""
+    return out[skip:], max(skip - len(out), 0)
+
+
+def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Iterator[bytes]:
+    """The stream at ``at`` block by block, the first ``skip`` output bytes not handed on."""
+    first = _find_bits(buf, (at + 4) * 8, (BZ_BLOCK,))
+    if first is None:
+        return Fault(at, "no bzip2 block in the stream")
+    return (yield from bzip2_blocks(buf, first[0], out_slice, skip))
+
+
+def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> Iterator[bytes]:
+    """Blocks one by one from bit ``start`` to the end of the file; a Fault at the first that fails."""
+    while True:
+        end = _bzip2_block_end(buf, start)
+        if end is None:
+            return Fault(start // 8, "", truncated=True)
+        buf.last_fed = start // 8
+        d = bz2.BZ2Decompressor()
+        stream = _one_block_stream(buf, start, end[0])
+        try:
+            out = d.decompress(stream, out_slice)
+            while True:
+                out, skip = _skip(out, skip)
+                if out:
+                    yield out
+                if d.eof or d.needs_input:
+                    break
+                out = d.decompress(b"", out_slice)
+        except (OSError, ValueError) as exc:
+            return Fault(start // 8, str(exc)[:120])
+        if not d.eof:
+            return Fault(start // 8, "bzip2 block does not end")
+        buf.read_from(end[0] // 8, 1)       # let the buffer forget what is done
+        if end[1] == BZ_BLOCK:
+            start = end[0]
+            continue
+        # end of a stream: its CRC, maybe another stream ("BZh9" + blocks)
+        nxt = _find_bits(buf, end[0] + 80, (BZ_BLOCK,))
+        tail_at = (end[0] + 80 + 7) // 8
+        if nxt is None:
+            rest = buf.drain_from(tail_at)
+            if rest > TAIL_FRAMING:
+                return Fault(tail_at, "undecodable data after the last bzip2 block")
+            return None
+        if nxt[0] // 8 - tail_at > 8:        # more than a stream header between them
+            return Fault(tail_at, "undecodable data between bzip2 streams")
+        start = nxt[0]
+
+
+# -- xz blocks ---------------------------------------------------------------------
+
+def _xz_block_header(data: bytes) -> tuple[int, list] | None:
+    """(header size, filters) if ``data`` starts with a valid xz block header."""
+    if not data or data[0] == 0:
+        return None
+    size = (data[0] + 1) * 4
+    if len(data) < size or zlib.crc32(data[:size - 4]) != struct.unpack("<I", data[size - 4:size])[0]:
+        return None
+    flags = data[1]
+    if flags & 0x3C:
+        return None
+    i = 2
+    for bit in (0x40, 0x80):          # compressed / uncompressed size: varints we do not need
+        if flags & bit:
+            while i < size and data[i] & 0x80:
+                i += 1
+            i += 1
+    filters = []
+    for _ in range((flags & 3) + 1):
+        fid, i = _varint(data, i)
+        plen, i = _varint(data, i)
+        try:
+            filters.append(lzma._decode_filter_properties(fid, bytes(data[i:i + plen])))
+        except (lzma.LZMAError, ValueError):
+            return None
+        i += plen
+    return size, filters
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    v = shift = 0
+    while i < len(data):
+        b = data[i]
+        v |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            break
+        shift += 7
+    return v, i
+
+
+def _xz_block_scan(buf: RawBuffer, pos: int, end: int | None) -> Resync | None:
+    step = 1 << 20
+    while end is None or pos < end:
+        window = buf.read_from(pos, step + 1024)
+        if len(window) < 12:
+            return None
+        for i in range(min(step, len(window))):
+            h = window[i]
+            if h == 0 or window[i + 1:i + 2] and window[i + 1] & 0x3C:
+                continue
+            got = _xz_block_header(window[i:i + (h + 1) * 4])
+            if got is not None:
+                return Resync(pos + i, XZ_BLOCK, clean=False, xz_filters=got[1], xz_header=got[0])
+        if len(window) < step:
+            return None
+        pos += step
+    return None
+
+
+def xz_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Iterator[bytes]:
+    """The stream at ``at`` block by block, the first ``skip`` output bytes not handed on."""
+    first = _xz_block_scan(buf, at + 12, at + 13)
+    if first is None:
+        return Fault(at, "the xz stream's first block header is damaged")
+    return (yield from xz_blocks(buf, first, out_slice, skip))
+
+
+def xz_blocks(buf: RawBuffer, how: Resync, out_slice: int, skip: int = 0) -> Iterator[bytes]:
+    """Raw-decode xz blocks from ``how``; at the stream's index, hand back to
+    stream decoding (``buf.deflate_end`` = next stream) or finish."""
+    FEED = 64 * 1024
+    at, hsize, filters = how.offset, how.xz_header, how.xz_filters
+    while True:
+        d = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
+        pos = at + hsize
+        while not d.eof:
+            data = buf.read_from(pos, FEED)
+            if not data:
+                return Fault(pos, "", truncated=True)
+            buf.last_fed = pos
+            try:
+                out = d.decompress(data, out_slice)
+                while True:
+                    out, skip = _skip(out, skip)
+                    if out:
+                        yield out
+                    if d.eof or d.needs_input:
+                        break
+                    out = d.decompress(b"", out_slice)
+            except lzma.LZMAError as exc:
+                return Fault(at, str(exc)[:120])
+            if not d.eof:
+                pos += len(data)
+        end = pos + len(data) - len(d.unused_data)
+        nxt = _xz_block_scan(buf, end, end + 40)     # padding and check, then the next header
+        if nxt is not None:
+            at, hsize, filters = nxt.offset, nxt.xz_header, nxt.xz_filters
+            continue
+        m = _next_valid(buf, end, XZ_MAGIC, _xz_decodes)
+        if m is not None and m - end <= TAIL_FRAMING:
+            buf.deflate_end = m
+            return None
+        if m is None and buf.drain_from(end) <= TAIL_FRAMING:
+            buf.deflate_end = buf.size_seen
+            return None
+        return Fault(end, "undecodable data after a salvaged xz block")
