@@ -115,7 +115,7 @@ def _walk_local(base: str, raw: str) -> list[RawFile]:
     regular files (and symlinks to regular files inside RAW) to read; FIFOs,
     devices, sockets, links out of RAW, dangling links, loops and folders that
     cannot be listed as ``problem`` entries."""
-    root = os.path.realpath(raw)
+    root = os.path.realpath(os.fsencode(raw))
     out: list[RawFile] = []
     seen_dirs: set[str] = set()
 
