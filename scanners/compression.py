@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
 from scanners import salvage
-from scanners.salvage import Fault, Gap, RawBuffer
+from scanners.rawbuf import Fault, Gap, RawBuffer
 
 READ_CHUNK = 1 << 20
 OUT_SLICE = 1 << 20          # most bytes one decompressor call may return

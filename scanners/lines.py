@@ -20,7 +20,7 @@ import numpy as np
 
 from pipelines.schema import DamageKind, QuarantineReason as Q
 
-from scanners.salvage import Gap, Skipped
+from scanners.rawbuf import Gap, Skipped
 
 if TYPE_CHECKING:
     from scanners.base import ReadContext

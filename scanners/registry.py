@@ -22,7 +22,7 @@ import pyarrow as pa
 from pipelines.schema import DamageKind, QuarantineReason
 from scanners.base import ReadContext
 from scanners.compression import iter_decompressed
-from scanners.salvage import Gap, Skipped
+from scanners.rawbuf import Gap, Skipped
 
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 512             # junk lines tried before a file is called unknown
