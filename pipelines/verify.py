@@ -118,8 +118,11 @@ def format_checks(checks: list[FileCheck]) -> str:
             lines.append(f"{'':<4}damage: {_range(d)}")
         for s in c.salvage:
             got = "?" if s["records"] is None else f"{s['records']:,}"
+            est = s.get("estimated_lost_records")
             lines.append(f"{'':<4}salvage: resumed at raw byte {s['raw_offset']:,} ({s['method']}) after "
-                         f"{s['lost_raw_bytes']:,} lost raw bytes: {got} records recovered")
+                         f"{s['lost_raw_bytes']:,} lost raw bytes (~{s.get('estimated_lost_bytes', 0):,} "
+                         f"decompressed, ~{est if est is not None else '?':,} records): "
+                         f"{got} records recovered")
         b = c.bytes_accounting
         if b.get("decompressed_bytes") is not None and (c.damage or not c.bytes_hold):
             lines.append(f"{'':<4}bytes: {b.get('raw_bytes', 0):,} raw, {b['decompressed_bytes']:,} "

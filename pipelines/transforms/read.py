@@ -125,7 +125,7 @@ def file_report(f: RawFile, ctx: ReadContext, size: int, digest) -> dict:
         "quarantined_at_read": ctx.quarantined,
         "damage": [damage_entry(d) for d in ctx.damages],
         "bytes_accounting": accounts,
-        "salvage": salvage_entries(salvage, ctx.records_read),
+        "salvage": salvage_entries(salvage, ctx.records_read, accounts),
     }
 
 
@@ -136,14 +136,21 @@ def damage_entry(d) -> dict:
             "compressed": d.compressed}
 
 
-def salvage_entries(salvage: list[dict], records_read: int) -> list[dict]:
-    """Each resync point with the records read after it (up to the next one)."""
+def salvage_entries(salvage: list[dict], records_read: int, accounts: dict) -> list[dict]:
+    """Each resync point with the records read after it (up to the next one),
+    and an estimate (never records: bytes, and what they would hold at this
+    file's average) of what was lost before it, from the file's own ratio."""
+    ratio = accounts.get("decompressed_bytes", 0) / max(accounts.get("raw_decoded", 0), 1)
+    per_record = accounts.get("record_bytes", 0) / max(records_read, 1)
     out = []
     for i, s in enumerate(salvage):
         after = salvage[i + 1].get("records_before") if i + 1 < len(salvage) else records_read
         before = s.get("records_before")
+        lost = round(s["lost_raw_bytes"] * ratio)
         out.append({"raw_offset": s["raw_offset"], "method": s["method"],
                     "offset": s.get("offset"), "lost_raw_bytes": s["lost_raw_bytes"],
+                    "estimated_lost_bytes": lost,
+                    "estimated_lost_records": round(lost / per_record) if per_record else None,
                     "records": (after - before) if before is not None and after is not None else None})
     return out
 
