@@ -306,6 +306,7 @@ def _stdlib_members(buf: RawBuffer, at: int, new: Callable, rescue: Callable) ->
             return None
         d = new()
         pos, emitted = at, 0
+        buf.stream_start = at
         while True:
             data = buf.read_from(pos, FEED)
             if not data:
