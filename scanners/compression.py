@@ -23,8 +23,9 @@ Three promises (issue 13):
 
 ``ctx.facts`` gets ``compression``, ``raw_bytes`` (bytes of the file seen),
 ``raw_decoded`` (raw bytes decoded or understood as framing) and
-``decompressed_bytes``; ``raw_bytes == raw_decoded + sum(compressed damage
-lengths)`` is the raw half of the byte identity (pipelines/manifest.py).
+``decompressed_bytes``: ``raw_bytes == raw_decoded`` + the lengths of its
+``compression_corrupt`` and ``decompression_limit`` ranges, the raw half of
+the byte identity (pipelines/manifest.py).
 """
 from __future__ import annotations
 

@@ -126,8 +126,7 @@ def read_file_chunks(raw_chunks: Iterable[bytes], ctx: ReadContext,
     found = _sniff_segments(segments)
     if found is None:
         ctx.facts["format"] = "unknown"
-        n = sum(len(c) for c in buffered if not isinstance(c, Gap))
-        n += sum(len(c) for c in chunks if not isinstance(c, Gap))   # drain: compression damage still counts
+        n = _drained(buffered, ctx) + _drained(chunks, ctx)   # drain: compression damage still counts
         if any(seg.strip() for seg in segments):
             ctx.damage(DamageKind.UNKNOWN_FORMAT, 0,
                        "content matches no masscan, zmap or zgrab2 output format", length=n)
@@ -146,9 +145,20 @@ def read_file_chunks(raw_chunks: Iterable[bytes], ctx: ReadContext,
         yield from fmt.read(_until_gap(buffered, chunks, ctx), ctx)
     else:
         yield from fmt.read(_replay(buffered, chunks, start), ctx)
-    left = sum(len(c) for c in chunks if not isinstance(c, Gap))
+    left = _drained(chunks, ctx)
     if left:
         ctx.facts["unread_bytes"] = left   # a reader that stops early: the byte identity shows it
+
+
+def _drained(chunks, ctx: ReadContext) -> int:
+    """Bytes left in ``chunks``, read to the end; gaps among them recovered no records."""
+    n = 0
+    for c in chunks:
+        if isinstance(c, Gap):
+            c.info.setdefault("records_before", ctx.records_read)
+        else:
+            n += len(c)
+    return n
 
 
 def _replay(buffered: list, chunks: Iterator, start: int) -> Iterator:
@@ -185,7 +195,8 @@ def _until_gap(buffered: list, chunks: Iterator, ctx: ReadContext) -> Iterator[b
     it = all_chunks()
     for c in it:
         if isinstance(c, Gap):
-            rest = sum(len(x) for x in it if not isinstance(x, Gap))
+            c.info["records_before"] = ctx.records_read
+            rest = _drained(it, ctx)
             ctx.damage(DamageKind.RECORD_CUT_BY_DAMAGE, offset,
                        "a byte-stream format cannot find its records again after damage", length=rest)
             return
