@@ -185,3 +185,31 @@ def test_an_unreadable_folder_is_listed_with_root_dropped(tmp_path_factory):
                        env=dict(os.environ, PYTHONPATH=root), cwd="/")
     assert p.returncode == 0, p.stderr[-1500:]
     assert p.stdout.strip().splitlines()[-1] == "[('good.ndjson', None), ('locked', 'unreadable_folder')]"
+
+
+def test_verify_prints_ranges_salvage_and_bytes(week):
+    raw, d = week
+    a, b = gzip.compress(ndjson(300), mtime=0), gzip.compress(ndjson(200, first=300), mtime=0)
+    bad = bytearray(a)
+    bad[10] = 0x07                              # reserved deflate block type: the member is lost
+    (d / "two.ndjson.gz").write_bytes(bytes(bad) + b)
+    checks = verify_week(str(raw), WEEK)
+    two = {c.name: c for c in checks}["two.ndjson.gz"]
+    assert two.records == 200 and two.bytes_hold and not two.ok
+    text = format_checks(checks)
+    assert f"damage: compression_corrupt at raw byte 10, {len(a) - 10:,} bytes" in text
+    assert f"salvage: resumed at raw byte {len(a):,} (gzip_member)" in text and "200 records recovered" in text
+
+
+def test_masscan_binary_stops_at_damage_and_counts_the_rest(tmp_path):
+    with open(os.path.join(FIXTURES, "masscan.bin"), "rb") as f:
+        binary = f.read()
+    clean_rows, _, _ = read(binary)
+    cut = len(binary) // 2
+    bad = bytearray(gzip.compress(binary[cut:], mtime=0))
+    bad[10] = 0x07
+    rows, ctx, rep = read(gzip.compress(binary[:cut], mtime=0) + bytes(bad) + gzip.compress(b"\x00" * 64))
+    assert 0 < rows < clean_rows
+    assert "record_cut_by_damage" in {d["kind"] for d in rep["damage"]}
+    assert rep["salvage"][0]["records"] is not None
+    assert bytes_identity(rep["bytes_accounting"], rep["damage"])
