@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator
 
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
-from scanners import salvage
+from scanners import bzip2_blocks, salvage
 from scanners.rawbuf import Fault, Gap, RawBuffer
 
 READ_CHUNK = 1 << 20
@@ -284,9 +284,9 @@ def _zstd(buf: RawBuffer, at: int, how) -> Iterator[bytes]:
 # -- bzip2 and xz: stdlib decompressors with max_length -------------------------
 
 def _bzip2(buf: RawBuffer, at: int, how) -> Iterator[bytes]:
-    if how is not None and how.method == salvage.BZIP2_BLOCK:
-        return (yield from salvage.bzip2_blocks(buf, how.offset * 8 + how.bit, OUT_SLICE))
-    return (yield from _stdlib_members(buf, at, bz2.BZ2Decompressor, salvage.bzip2_from_stream))
+    if how is not None and how.method == bzip2_blocks.BZIP2_BLOCK:
+        return (yield from bzip2_blocks.bzip2_blocks(buf, how.offset * 8 + how.bit, OUT_SLICE))
+    return (yield from _stdlib_members(buf, at, bz2.BZ2Decompressor, bzip2_blocks.bzip2_from_stream))
 
 
 def _xz(buf: RawBuffer, at: int, how) -> Iterator[bytes]:

@@ -115,3 +115,8 @@ class RawBuffer:
         while not self._eof:
             self.read_from(max(self.size_seen - 1, pos), 1 << 20)
         return max(self.size_seen - pos, 0)
+
+
+def skip_output(out: bytes, skip: int) -> tuple[bytes, int]:
+    """(the part of ``out`` past ``skip`` bytes, what is left to skip)."""
+    return out[skip:], max(skip - len(out), 0)
