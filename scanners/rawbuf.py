@@ -69,6 +69,7 @@ class RawBuffer:
         self.last_fed = 0         # start of the last feed handed to a decompressor
         self.deflate_end = 0      # end of the last member/stream/block decoded
         self.stream_start = 0     # where the stream being decoded began (xz blocks align to it)
+        self.deflate_scans = 0    # deflate block searches done for this file (scanners.salvage)
 
     @property
     def size_seen(self) -> int:

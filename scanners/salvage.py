@@ -30,6 +30,7 @@ from scanners.bzip2_blocks import BZIP2_BLOCK, bzip2_scan  # noqa: F401 (a metho
 from scanners.rawbuf import Fault, RawBuffer, Resync, skip_output
 
 DEFLATE_SCAN = 256 << 10  # deflate blocks are searched this far after a fault (zlib's are < 64 KiB)
+MAX_DEFLATE_SCANS = 32   # per file; past them only member headers are searched (cheap)
 TRIAL_IN = 64 * 1024
 TRIAL_OUT = 64 * 1024
 TAIL_FRAMING = 4096      # undecodable bytes after the last block that pass for index/footer
@@ -46,7 +47,10 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 def find_resync(kind: str, buf: RawBuffer, fault: Fault) -> Resync | None:
     if kind == "gzip":
         m = next_gzip_member(buf, fault.offset, fault.offset + DEFLATE_SCAN)
-        p = _deflate_scan(buf, fault.offset, m if m is not None else fault.offset + DEFLATE_SCAN)
+        p = None
+        if buf.deflate_scans < MAX_DEFLATE_SCANS:   # seconds each: a file of faults must not take hours
+            buf.deflate_scans += 1
+            p = _deflate_scan(buf, fault.offset, m if m is not None else fault.offset + DEFLATE_SCAN)
         if p is not None:
             return p
         if m is None:

@@ -339,3 +339,19 @@ def test_any_damage_keeps_only_real_records_and_accounts_every_byte(kind, where,
     kept, ctx, rep = read(bad, chunk=8192)
     assert set(kept) <= set(range(len(_SMALL_SPANS)))
     assert_bytes_hold(rep)
+
+
+def test_a_file_of_faults_is_searched_a_bounded_number_of_times():
+    import time
+    from scanners import salvage
+    data, spans = hosts(20_000)
+    raw, marks = _full_flush_gzip(data, 16 * 1024)
+    bad = bytearray(raw)
+    for c, _ in marks[1:]:
+        bad[c] = 0x07                            # every segment after the first is bad
+    t = time.monotonic()
+    kept, ctx, rep = read(bytes(bad))
+    assert len(marks) > salvage.MAX_DEFLATE_SCANS
+    assert time.monotonic() - t < 300
+    assert kept == lines_within(spans, 0, marks[1][1], True)
+    assert_bytes_hold(rep)
