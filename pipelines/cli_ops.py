@@ -83,6 +83,14 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
 
 
+def add_inflation_arg(p: argparse.ArgumentParser) -> None:
+    from scanners.compression import DEFAULT_MAX_INFLATION, INFLATION_FLOOR
+    p.add_argument("--max-inflation", type=float, default=DEFAULT_MAX_INFLATION, metavar="RATIO",
+                   help=f"a file may decompress to at most RATIO times its size (but always "
+                        f"{INFLATION_FLOOR >> 20} MiB); the rest is decompression_limit damage, so a "
+                        f"decompression bomb cannot take the machine down (default: {DEFAULT_MAX_INFLATION:g})")
+
+
 def add_optout_state_args(p: argparse.ArgumentParser) -> None:
     """The only ways to shrink OUT's recorded opt-out list (logged as a warning)."""
     p.add_argument("--drop-optout-entries", metavar="FILE", dest="drop_optout",
@@ -115,6 +123,7 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                         "benchmarking ...) instead of excluding them: for scans of a test network only; "
                         "the manifest and the site say so")
     add_settings_args(p)
+    add_inflation_arg(p)
     add_optout_state_args(p)
     p.add_argument("--force", action="store_true",
                    help="process even if inputs, opt-outs, GeoIP data, settings and code are unchanged "
@@ -190,6 +199,7 @@ def add_parsers(sub) -> None:
     ver.add_argument("--week", required=True, help="ISO week, e.g. 2013-W37")
     ver.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
+    add_inflation_arg(ver)
     demo = sub.add_parser("demo", help="write the synthetic demo week (real scanner formats)")
     demo.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
     demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
@@ -294,7 +304,8 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         allow_special_purpose=getattr(args, "allow_special_purpose", False),
         pause_at=os.environ.get(faults.ENV),
         regression_threshold=getattr(args, "regression_threshold", c.DEFAULT_REGRESSION_THRESHOLD),
-        accept_regression=getattr(args, "accept_regression", False)).validate()
+        accept_regression=getattr(args, "accept_regression", False),
+        max_inflation=getattr(args, "max_inflation", 100.0)).validate()
 
 
 def cmd_process(args, extra: list[str]) -> int:
@@ -400,9 +411,9 @@ def cmd_status(args) -> int:
 def cmd_verify(args) -> int:
     from pipelines.logs import Progress
     from pipelines.verify import format_checks, verify_week
-    checks = verify_week(args.raw, args.week, progress=Progress())
+    checks = verify_week(args.raw, args.week, progress=Progress(), max_inflation=args.max_inflation)
     if args.json:
-        print(json.dumps([dict(vars(ch), ok=ch.ok) for ch in checks], indent=2))
+        print(json.dumps([dict(vars(ch), ok=ch.ok, bytes_hold=ch.bytes_hold) for ch in checks], indent=2))
     else:
         print(format_checks(checks))
     return EXIT_OK if all(ch.ok for ch in checks) else EXIT_DAMAGED

@@ -36,7 +36,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at))
+            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at, cfg.max_inflation))
     spill = shuffle_dir if cfg.shuffle == "files" else None
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.normalize_limits(), cfg.exclude, spill)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows)
