@@ -15,6 +15,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.aggregate import Aggregate
@@ -63,5 +64,6 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
                  shuffle_dir: str | None = None) -> None:
     """Build and run the pipeline to completion (raises on failure)."""
     options = PipelineOptions(beam_args)
+    disable_timed_flush()   # multi_threading lost rows to it (pipelines/beam_guard.py)
     with beam.Pipeline(options=options) as p:
         build(p, cfg, staging, shuffle_dir)

@@ -1,0 +1,54 @@
+"""Beam's in-process runner without its periodic data-plane flush.
+
+Why (docs/SCALING.md, "multi_threading: what lost rows and why it cannot
+now"): with ``--direct_running_mode multi_threading`` the FnApiRunner talks
+to its worker threads over gRPC, and Beam 2.77 then buffers every data-plane
+stream in a ``TimeBasedBufferingClosableOutputStream``
+(``worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 1000``). A ``PeriodicThread``
+flushes that buffer once a second while the bundle's thread keeps encoding
+elements into it, and nothing makes the two take turns:
+
+- ``SizeBasedBufferingClosableOutputStream.flush`` is
+  ``callback(self.get()); self._clear()``. Whatever the bundle's thread
+  writes while the callback runs (it builds a protobuf copy of the buffer
+  and queues it, so the GIL changes hands) is reset by ``_clear()``: whole
+  elements vanish without an error. This was the 2,821 rows.
+- A flush between the several writes of one element (header, then the
+  pickled value) cuts the element in two messages; the runner decodes each
+  message on its own and fails ("Invalid PaneInfoEncoding").
+
+The flush on a timer only serves streaming latency. With 0 every stream is
+Beam's size-based one, flushed by the bundle's own thread between elements
+(``DataOutputOperation.process``) and at close, as in the default in-process
+mode (whose in-memory channel never had a timer). Both sides read the
+constant when the run creates them: the runner's gRPC data server
+(``GrpcServer``) and each embedded worker (``EmbeddedGrpcWorkerHandler``,
+whose ``config.get(...) or DATA_BUFFER_TIME_LIMIT_MS`` makes a 0 in the
+environment config fall back to the timer, so the environment cannot say it).
+The multi_processing runner's side of the channel is the same gRPC server,
+so it is covered too.
+"""
+from __future__ import annotations
+
+from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+_FLAG = "DATA_BUFFER_TIME_LIMIT_MS"
+
+
+class BeamGuardError(RuntimeError):
+    """The Beam installed no longer has the setting the guard relies on."""
+
+
+def disable_timed_flush() -> None:
+    """Turn off the periodic data-plane flush for runners created from now
+    on in this process (idempotent). Raises BeamGuardError if Beam moved the
+    setting: then multi_threading is unguarded and must not run silently."""
+    if not isinstance(getattr(worker_handlers, _FLAG, None), int):
+        raise BeamGuardError(f"apache_beam {worker_handlers.__name__}.{_FLAG} is gone: the multi_threading "
+                             "guard (pipelines/beam_guard.py, docs/SCALING.md) must be redone for this Beam")
+    setattr(worker_handlers, _FLAG, 0)
+
+
+def timed_flush_ms() -> int:
+    """The periodic flush interval runners created now would use (0: none)."""
+    return getattr(worker_handlers, _FLAG)
