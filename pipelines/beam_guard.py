@@ -33,6 +33,9 @@ from __future__ import annotations
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
 _FLAG = "DATA_BUFFER_TIME_LIMIT_MS"
+# Beam's own value, read before anything here changes it (the tests show
+# what it does).
+BEAM_DEFAULT_MS = getattr(worker_handlers, _FLAG, None)
 
 
 class BeamGuardError(RuntimeError):
