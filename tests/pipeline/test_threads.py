@@ -2,11 +2,13 @@
 in-process default, on a week built to break it.
 
 The CLI refused multi_threading from the first commit on ("it silently lost
-rows" on a toy pipeline, before the file shuffle existed). In
+rows"). The cause was Beam's periodic data-plane flush, which drops what a
+bundle writes while it runs (pipelines/beam_guard.py turns it off;
+tests/pipeline/test_beam_flush.py shows it on a tiny pipeline). Besides, in
 multi_threading the FnApiRunner splits every bundle's input into one part per
 worker and runs the parts on threads at once (``ParallelBundleManager``), so
 any state two DoFn instances share in the process -- a spill file name, a
-module-level cache, a shared builder -- can lose or double rows. The week
+module-level cache, a shared builder -- could lose or double rows. The week
 here has what made such bugs show before: one ``-oJ`` object with thousands
 of ports (several batches with the same source offsets), small batches and a
 small ``--merge-rows`` (many spill files, buckets merged in passes), a cut
