@@ -42,13 +42,22 @@ class BeamGuardError(RuntimeError):
     """The Beam installed no longer has the setting the guard relies on."""
 
 
-def disable_timed_flush() -> None:
+# The running modes whose workers talk to the runner over gRPC (the in-memory
+# default has no timer to turn off).
+GRPC_MODES = ("multi_threading", "multi_processing")
+
+
+def disable_timed_flush(running_mode: str | None = None) -> None:
     """Turn off the periodic data-plane flush for runners created from now
-    on in this process (idempotent). Raises BeamGuardError if Beam moved the
-    setting: then multi_threading is unguarded and must not run silently."""
+    on in this process (idempotent). If Beam moved the setting, raises
+    BeamGuardError for a gRPC running mode (``GRPC_MODES``): it would run
+    unguarded; the in-memory default does not need it and runs on."""
     if not isinstance(getattr(worker_handlers, _FLAG, None), int):
-        raise BeamGuardError(f"apache_beam {worker_handlers.__name__}.{_FLAG} is gone: the multi_threading "
-                             "guard (pipelines/beam_guard.py, docs/SCALING.md) must be redone for this Beam")
+        if running_mode not in GRPC_MODES:
+            return
+        raise BeamGuardError(f"apache_beam {worker_handlers.__name__}.{_FLAG} is gone: --direct_running_mode "
+                             f"{running_mode} would run without the guard of pipelines/beam_guard.py "
+                             "(docs/SCALING.md); redo it for this Beam or use the default running mode")
     setattr(worker_handlers, _FLAG, 0)
 
 

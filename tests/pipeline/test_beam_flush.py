@@ -109,10 +109,14 @@ def test_the_guard_removes_the_periodic_flusher_from_multi_threading(tmp_path, m
     assert _flusher_seen(stock)
 
 
-def test_the_guard_refuses_a_beam_without_the_setting(monkeypatch):
+def test_the_guard_refuses_a_grpc_mode_on_a_beam_without_the_setting(monkeypatch):
     monkeypatch.delattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS")
-    with pytest.raises(beam_guard.BeamGuardError, match="must be redone"):
-        beam_guard.disable_timed_flush()
+    for mode in ("multi_threading", "multi_processing"):
+        with pytest.raises(beam_guard.BeamGuardError, match=f"{mode} would run without the guard"):
+            beam_guard.disable_timed_flush(mode)
+    beam_guard.disable_timed_flush("in_memory")     # no timer there: runs on
+    beam_guard.disable_timed_flush(None)
+    assert not hasattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS")
 
 
 class _EmitFor(beam.DoFn):
