@@ -34,7 +34,8 @@ Beam options: any other --flag is handed to Apache Beam, e.g.
                                   use 2 worker processes
   --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
                                   a dask.distributed cluster (docs/SCALING.md)
-direct_running_mode=multi_threading is refused: it silently lost rows here.
+  --direct_running_mode multi_threading --direct_num_workers 2
+                                  2 threads in one process (not with --shuffle beam)
 Beam options can also sit in the --config file's [beam] table.
 
 exit codes: 0 ok or nothing to do, 1 failed, 2 usage or configuration error
@@ -214,16 +215,21 @@ DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DEFAULT_DASK_PARTITIONS = 64
 
 
-def beam_args_for(extra: list[str]) -> list[str]:
+def beam_args_for(extra: list[str], shuffle: str = "files") -> list[str]:
     """Beam flags with our defaults: the in-process runner unless one is named.
 
     ``DaskRunner`` is accepted by its short name (Beam 2.77 only knows the
     dotted path), and gets ``--dask_npartitions`` when none is given: Beam's
     Reshuffle does nothing on Dask, so without it a week of fewer than 128
-    files runs as a single task (docs/SCALING.md)."""
-    if "multi_threading" in " ".join(extra):
-        raise c.ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
-                            "in our tests; use in_memory (default) or multi_processing")
+    files runs as a single task (docs/SCALING.md).
+
+    multi_threading runs with Beam's periodic data-plane flush turned off
+    (pipelines/beam_guard.py: that flush lost rows); it is refused with
+    ``--shuffle beam``, which sends every row through that data plane and was
+    the path that lost them (docs/SCALING.md)."""
+    if shuffle != "files" and "multi_threading" in " ".join(extra):
+        raise c.ConfigError(f"--direct_running_mode multi_threading is refused with --shuffle {shuffle}: "
+                            "use --shuffle files (the default) or another running mode")
     if any(a == "--dry_run" or a.startswith("--dry_run=") for a in extra):
         # Beam's own --dry_run (Dataflow: do not submit) would not stop us from publishing
         raise c.ConfigError("--dry_run is a Beam option and would not stop portcensus from processing "
@@ -316,7 +322,7 @@ def cmd_process(args, extra: list[str]) -> int:
     from pipelines.orchestrate import render, run_weeks, site_is_stale
 
     cfg = config_from(args)
-    beam_args = beam_args_for(extra)
+    beam_args = beam_args_for(extra, cfg.shuffle)
     if not args.no_site:
         # Checked before any week runs: a site is never built without a contact.
         from pipelines.report.identity import SiteConfigError, load_site_config
