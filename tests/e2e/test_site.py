@@ -46,14 +46,13 @@ FIXTURE_HOSTNAMES = ("fixture-a.test", "fixture-host-7", "localhost")
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    return golden.publish_weeks(str(tmp_path_factory.mktemp("e2e")))
+def published(golden_published):
+    return golden_published       # tests/e2e/conftest.py: built once, shared with test_site_reader.py
 
 
 @pytest.fixture(scope="module")
-def site_files(published):
-    golden.write_aggregates(published)
-    return golden.build_golden_site(published)
+def site_files(golden_site_files):
+    return golden_site_files
 
 
 def clean_parts(out: str, week: str) -> list[tuple[int, pa.Table]]:
