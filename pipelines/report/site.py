@@ -18,7 +18,7 @@ from pipelines.report import charts
 from pipelines.report.downloads import downloads_page, extra_files
 from pipelines.report.context import (AliasPage, Column, DataTable, Feed, FeedEntry,
                                       HomePage, Link, Meta, MethodologyPage, OptoutPage, Output)
-from pipelines.report.filters import atom_date, pct, signed, signed_pct, week_range
+from pipelines.report.filters import atom_date, pct, points, signed, signed_pct, week_range
 from pipelines.report.load import WeekData
 from pipelines.report.finding import banner_changes, headline, port_changes
 from pipelines.report.pages import (BAR_PORTS, WeekIndex, _top20, latest_href, port_href, port_page, summary,
@@ -220,6 +220,10 @@ def finding_text(weeks: list[WeekIndex], i: int, plan, k: int) -> str:
         text += f" Biggest change since {weeks[i - 1].week}: {r[0].text} {signed(r[3])}{rel} open hosts."
     elif changes is not None:
         text += f" No port changed beyond noise since {weeks[i - 1].week}."
+    ssh = banner_changes(weeks, i, SSH_KEY, k) if w.total(SSH_KEY)[0] >= w.k else None
+    moved = [r for r in (ssh.rows if ssh else ()) if r[6] == "beyond noise"]
+    if moved:
+        text += f" On 22/tcp, {moved[0][0]} moved {points(moved[0][3])} to {pct(moved[0][2])} of hosts."
     return f"{text} {summary(w).coverage}"
 
 
