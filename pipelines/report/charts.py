@@ -193,7 +193,7 @@ def age_chart(ix, key) -> Chart | None:
                      note="Age: from the version's release date to the start of the week. Unknown: the product "
                           "is identified but the release date of its version is not known.")
     alt = "Bar chart of version age: " + "; ".join(f"{a} {intcomma(n)} hosts" for a, n in items) + "."
-    svg = plots.columns(items, title, muted_last=True)
+    svg = plots.columns([(a.replace(">=", "\u2265"), n) for a, n in items], title, muted_last=True)
     return _chart(slug, ix.week, title, alt, svg, data, "distribution")
 
 

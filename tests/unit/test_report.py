@@ -259,6 +259,14 @@ def test_port_page_top20_risers_fallers_and_trend(files):
     trend = json.loads(files["data/2013-W37/port-22-tcp-trend.json"])["rows"]
     assert trend == [{"value": "OpenSSH 4.3", "hosts_2013-W36": 30, "hosts_2013-W37": 45},
                      {"value": IMG, "hosts_2013-W36": None, "hosts_2013-W37": 15}]
+    # the trend chart draws shares of the port's open hosts (80 in W37, 60 in W36)
+    shares = json.loads(files["data/2013-W37/port-22-tcp-version-shares.json"])["rows"]
+    assert [(r["week"], r["value"], r["hosts_raw"], r["share"]) for r in shares] == [
+        ("2013-W36", "OpenSSH 4.3", 30, 0.5), ("2013-W37", "OpenSSH 4.3", 45, round(45 / 80, 6)),
+        ("2013-W36", IMG, None, None), ("2013-W37", IMG, 15, round(15 / 80, 6))]
+    spec = json.loads(files["charts/2013-W37/port-22-tcp-version-shares.json"])
+    assert spec["data"]["url"] == "https://census.example.org/data/2013-W37/port-22-tcp-version-shares.csv"
+    assert '<img class="chart" src="../../charts/2013-W37/port-22-tcp-version-shares.svg" alt="Line chart' in page
     assert "weeks/2013-W36/port-22-tcp.html" in files
     assert 'href="../2013-W36/port-22-tcp.html"' not in page   # links go through the site root
     assert 'href="../../weeks/2013-W36/port-22-tcp.html"' in page
