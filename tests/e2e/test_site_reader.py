@@ -59,12 +59,12 @@ def _vnu_jar() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def site(golden_site_files, tmp_path_factory) -> str:
+def site(request, tmp_path_factory) -> str:
     given = os.environ.get("PORTCENSUS_READER_SITE")
     if given:
         return os.path.abspath(given)
     path = str(tmp_path_factory.mktemp("reader") / "site")
-    write_site(golden_site_files, path)
+    write_site(request.getfixturevalue("golden_site_files"), path)   # built only when needed
     return path
 
 
