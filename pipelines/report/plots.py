@@ -37,6 +37,8 @@ RC = {"svg.hashsalt": "portcensus", "svg.fonttype": "none", "font.family": "Deja
       "font.size": 9, "text.parse_math": False, "axes.edgecolor": MUTED, "axes.labelcolor": INK,
       "xtick.color": MUTED, "ytick.color": MUTED, "text.color": INK, "path.simplify": True,
       "axes.titlesize": 9, "legend.fontsize": 8.5, "legend.frameon": False}
+STYLE = '\n  <style type="text/css">*{stroke-linejoin: round; stroke-linecap: butt}</style>'
+ROOT_ATTRS = 'stroke-linejoin="round" stroke-linecap="butt"'
 _SIZE = re.compile(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"')
 _PATH = re.compile(r'( d="[^"]*")')
 _NUM = re.compile(r"-?\d+\.\d{2,}")
@@ -72,6 +74,9 @@ def _svg(fig, title: str) -> bytes:
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = _SIZE.sub(r"\1", text, count=1)
+    # matplotlib's one stylesheet rule ("*" selector) would restyle a page the
+    # SVG is pasted into: the same as inherited attributes on the root instead
+    text = text.replace(STYLE, "", 1).replace("<svg ", f"<svg {ROOT_ATTRS} ", 1)
     text = _PATH.sub(lambda m: " d=\"" + _CMD.sub(r"\1", _NUM.sub(_short, m.group(1)[4:-1])) + "\"", text)
     text = text.replace(">\n <metadata>", f">\n <title>{escape(title)}</title>\n <metadata>", 1)
     return text.encode("utf-8")

@@ -77,6 +77,7 @@ def test_charts_are_deterministic_scalable_svg_with_text_as_text():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text     # labels are text, escaped
     assert "costs $5 and $6" in text                           # no mathtext
     assert "<title>t&lt;i&gt;</title>" in text and "dc:date" not in text
+    assert "<style" not in text      # no stylesheet to leak into a page the SVG is pasted into
     bars = plots.bars([(IMG, 5), ("22/tcp", 10)], "bars")
     assert b"<img" not in bars and ET.fromstring(bars) is not None
 
