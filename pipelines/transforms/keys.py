@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.aggregate import AGG_DIR
+from pipelines.layout import clean_dataset, clean_files
 from pipelines.transforms.common import GatherAll
 
 KEYS_FILE = "host_keys.json"
@@ -98,11 +98,9 @@ class _StatsFn(beam.DoFn):
         yield {"host_key_observations": t.num_rows}
 
     def _previous(self) -> pa.Table | None:
-        import pyarrow.dataset as ds
-        path = os.path.join(self.out, f"week={previous_week(self.week)}", "clean")
-        if not os.path.isdir(path):
+        if not clean_files(self.out, previous_week(self.week)):
             return None
-        t = ds.dataset(path, format="parquet").to_table(
+        t = clean_dataset(self.out, previous_week(self.week)).to_table(
             columns=["ip", "port", "status", "key_fingerprint_sha256"])
         return t.filter(pc.is_valid(t.column("key_fingerprint_sha256")))
 
