@@ -25,6 +25,7 @@ from pipelines.aggregate import OTHER
 from pipelines.report import plots
 from pipelines.report.context import Chart, Column, DataTable
 from pipelines.report.filters import intcomma, pct
+from scanners.escapes import escape_unsafe
 
 BAR_PORTS = 15
 SHARE_SERIES = 5
@@ -41,8 +42,9 @@ def _size(svg: bytes) -> tuple[int, int]:
 
 def _chart(slug, scope, title, alt, svg, data, kind, note="") -> Chart:
     w, h = _size(svg)
-    return Chart(slug=slug, scope=scope, title=title, alt=alt, svg=svg, data=data, kind=kind,
-                 width=w, height=h, note=note)
+    # alt text names values (banners among them): unsafe code points escaped as on every page
+    return Chart(slug=slug, scope=scope, title=escape_unsafe(title), alt=escape_unsafe(alt), svg=svg, data=data,
+                 kind=kind, width=w, height=h, note=note)
 
 
 def _listing(items: list[tuple[str, int]], n: int = 5) -> str:

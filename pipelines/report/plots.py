@@ -26,6 +26,8 @@ import re
 
 from markupsafe import escape
 
+from scanners.escapes import escape_unsafe
+
 WIDTH = 4.0                # inches; 1 inch = 72 viewBox units
 PALETTE = ("#1f5fa8", "#c2410c", "#2f7d32", "#7b2cbf", "#b91c1c", "#0e7490", "#a16207", "#4b5563")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -78,7 +80,7 @@ def _svg(fig, title: str) -> bytes:
     # SVG is pasted into: the same as inherited attributes on the root instead
     text = text.replace(STYLE, "", 1).replace("<svg ", f"<svg {ROOT_ATTRS} ", 1)
     text = _PATH.sub(lambda m: " d=\"" + _CMD.sub(r"\1", _NUM.sub(_short, m.group(1)[4:-1])) + "\"", text)
-    text = text.replace(">\n <metadata>", f">\n <title>{escape(title)}</title>\n <metadata>", 1)
+    text = text.replace(">\n <metadata>", f">\n <title>{escape(escape_unsafe(title))}</title>\n <metadata>", 1)
     return text.encode("utf-8")
 
 
@@ -107,6 +109,9 @@ def _percent(v, _pos=None) -> str:
 
 
 def clip(label: str, n: int = 34) -> str:
+    """A label as drawn: unsafe code points (controls, bidi overrides) as
+    \\uXXXX, as every page shows them (scanners/escapes.py), then clipped."""
+    label = escape_unsafe(str(label))
     return label if len(label) <= n else label[: n - 1] + "\u2026"
 
 

@@ -78,6 +78,8 @@ def test_charts_are_deterministic_scalable_svg_with_text_as_text():
     assert "costs $5 and $6" in text                           # no mathtext
     assert "<title>t&lt;i&gt;</title>" in text and "dc:date" not in text
     assert "<style" not in text      # no stylesheet to leak into a page the SVG is pasted into
+    bidi = plots.lines(["W1"], [("evil\u202egnp.exe\x1b[31m", [0.5])], "t")
+    assert "\u202e" not in bidi.decode() and "\\u202e" in bidi.decode() and ET.fromstring(bidi) is not None
     bars = plots.bars([(IMG, 5), ("22/tcp", 10)], "bars")
     assert b"<img" not in bars and ET.fromstring(bars) is not None
 
