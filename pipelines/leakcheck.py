@@ -26,6 +26,12 @@ tokens) is not one. Any other hit raises ``LeakError``; its message names the
 file, the line and the token's shape, never the token (the log must not
 become the leak). ``find_leaks`` and the decoders are pure; only
 ``WeekAddresses.from_out`` and ``load_allowlist`` read files.
+
+The spellings are the redactor's (scanners/protocols/leakscan.py
+``address_spellings``; tests/unit/test_leakcheck.py holds this check to every
+one of them). The scan itself is this module's own, for speed: run over the
+demo site (270 files, 3 MB), leakscan's ``find_identifiers`` +
+``candidate_addresses`` took about 9.5 s, this module about 0.7 s.
 """
 from __future__ import annotations
 
@@ -222,7 +228,8 @@ def _v4_candidates(run: str):
 def _v6_candidates(token: str):
     for t in {token, token.strip(":"), token.lstrip(":"), token.rstrip(":")}:
         # a word glued on by a colon ("host:2001:db8::40"): try every suffix from a group start
-        starts = [0] + [i + 1 for i, ch in enumerate(t) if ch == ":" and t[i + 1:i + 2] not in (":", "")]
+        starts = [0] + sorted({i + 1 for i, ch in enumerate(t) if ch == ":" and t[i + 1:i + 2] not in (":", "")}
+                              | {i for i in range(1, len(t)) if t[i:i + 2] == "::"})
         for s in starts:
             got = _v6(t[s:])
             if got is not None:
