@@ -76,7 +76,7 @@ def dispatch(args) -> int | None:
     except ReportError as exc:
         print(f"portcensus render: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from pipelines.cli_ops import print_reapplied
+    from pipelines.cli_weekly import print_reapplied
     print_reapplied(args, reapplied)
     pages = sum(1 for p in files if p.endswith(".html"))
     print(f"wrote {len(files)} files ({pages} pages) to {args.site}")

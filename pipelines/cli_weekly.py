@@ -110,3 +110,19 @@ def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) 
     print(f"dry run: {len(todo) - len(bad)} of {len(plan)} weeks would be processed"
           f"{f', {len(bad)} would fail' if bad else ''}; nothing was written")
     return EXIT_USAGE if bad else EXIT_OK
+
+
+def raw_pruned(cfg: c.RunConfig) -> bool:
+    """The week is published and RAW is there, but the week's raw folder is gone."""
+    from pipelines.week import load_manifest
+    return (os.path.isdir(cfg.raw) and not os.path.isdir(os.path.join(cfg.raw, cfg.week))
+            and load_manifest(cfg.out, cfg.week) is not None)
+
+
+def print_reapplied(args, reapplied: list[tuple[str, dict]]) -> None:
+    for week, m in reapplied:
+        r = m["optout_reapplied"][-1]
+        if not getattr(args, "quiet", False):
+            print(f"week {week}: opt-out list applied to its published data (raw files gone): "
+                  f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
+                  f"rows removed, {r['records_excluded']:,} records now excluded")
