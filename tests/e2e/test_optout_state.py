@@ -48,7 +48,8 @@ def _quarantine_text(out) -> str:
     return "\n".join(ds.dataset(path, format="parquet").to_table().column("excerpt").to_pylist())
 
 
-def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_listed_host(demo_raw, tmp_path):
+def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_listed_host(demo_raw, tmp_path,
+                                                                                        capsys):
     raw, truth = _raw_copy(demo_raw, tmp_path)
     out = tmp_path / "out"
     assert _run(raw, out) == EXIT_DAMAGED                      # the demo week has damaged files on purpose
@@ -73,8 +74,12 @@ def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_lis
         assert m["totals"]["excluded"] == excluded, command
         assert m["run"]["optout_list"] == {"recorded_list": True, "list": "state/optout.txt"}
         assert m["run"]["optout"]["ipv6_ranges"] == 1
-    # and nothing looks changed to an incremental run
+    # and nothing looks changed to an incremental run, nor to status (which compares with the record)
     assert _run(raw, out, command="weekly") == EXIT_OK
+    capsys.readouterr()
+    assert cli.main(["status", "--raw", str(raw), "--out", str(out), "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["changes"] for r in rows] == [[]]
     record = json.loads((out / "state" / "optout.json").read_text())
     assert [h["change"] for h in record["history"]] == ["recorded"]
 
