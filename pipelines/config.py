@@ -33,7 +33,7 @@ DEFAULT_REGRESSION_THRESHOLD = 0.02
 PIPELINE_VERSION = "0.1.0"
 # Ports that get their own clean-data partition (the weekly plan's ports, see
 # scanners/scanplan.toml). Observations on any other port (a sweep of 1-1024,
-# a zgrab2 run on 8080) go to port=other, so a few hosts answering on every
+# a zgrab2 run on 8080) go to port-other, so a few hosts answering on every
 # port cannot turn a week into thousands of tiny files.
 DEFAULT_PARTITION_PORTS = (21, 22, 25, 80, 88, 389, 443, 500, 636, 1433, 1723, 3306, 5432, 11211)
 

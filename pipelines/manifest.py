@@ -82,6 +82,8 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "time": {"first_seen": iso_us(seen[0]), "last_seen": iso_us(seen[1]),
                  "window": run_info.get("week_window")},
         "identification": identification_shares(counts.get("identification", {})),
+        # hosts per aggregate dimension whose value the public gate refused (gate.py)
+        "public_redacted": counts.get("public_redacted", {}),
         "observations": written,
         "run": run_info,
         "files": files,

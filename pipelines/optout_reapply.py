@@ -36,6 +36,7 @@ from pipelines import aggregate as agg
 from pipelines.manifest import COUNT_KEYS, check_identity, dumps, identification_shares
 from pipelines.optout import listed_excerpts, listed_rows, load_optout
 from pipelines.publish import recover, swap_in
+from pipelines.layout import CLEAN_DIR, PARQUET_OPTS as CLEAN_PARQUET_OPTS, clean_dataset, clean_files
 from pipelines.schema import CLEAN_SCHEMA, ExclusionReason
 from pipelines.week import load_manifest, published_weeks, staging_dir, week_path
 
@@ -58,7 +59,7 @@ def pending(out: str, digest: str | None, only=None) -> list[str]:
 def _filter_clean(folder: str, optout) -> dict:
     """Drop listed rows from every clean file; the counts of what went."""
     gone = {"rows": 0, "records": 0, "by_file": {}, "merged_by_file": {}, "by_port": {}}
-    for path in sorted(glob.glob(os.path.join(folder, "clean", "port=*", "*.parquet"))):
+    for path in _clean_paths(folder):
         t = pq.read_table(path)
         hit = listed_rows(t.column("ip").combine_chunks(), optout)
         if not hit.any():
@@ -66,14 +67,14 @@ def _filter_clean(folder: str, optout) -> dict:
         removed = t.filter(pa.array(hit))
         gone["rows"] += removed.num_rows
         gone["records"] += pc.sum(removed.column("records")).as_py()
-        port = os.path.basename(os.path.dirname(path))[len("port="):]
+        port = os.path.basename(os.path.dirname(path))[len("port-"):]   # port-22, port-other (and old port=22)
         gone["by_port"][port] = gone["by_port"].get(port, 0) + removed.num_rows
         for f, r in zip(removed.column("source_file").to_pylist(), removed.column("records").to_pylist()):
             gone["by_file"][f] = gone["by_file"].get(f, 0) + 1
             gone["merged_by_file"][f] = gone["merged_by_file"].get(f, 0) + r - 1
         kept = t.filter(pa.array(~hit))
         if kept.num_rows:
-            pq.write_table(kept, path, **agg.PARQUET_OPTS)
+            pq.write_table(kept, path, **CLEAN_PARQUET_OPTS)
         else:
             os.remove(path)
     return gone
@@ -99,11 +100,17 @@ def _filter_quarantine(folder: str, optout) -> dict:
     return gone
 
 
+def _clean_paths(folder: str) -> list[str]:
+    """A week folder's clean files, in the layout of pipelines/layout.py
+    (``clean/port-<P>/``; weeks published before it: ``clean/port=<P>/``)."""
+    return sorted(glob.glob(os.path.join(glob.escape(folder), CLEAN_DIR, "*", "*.parquet")))
+
+
 def _clean_table(folder: str) -> pa.Table:
-    root = os.path.join(folder, "clean")
-    if not glob.glob(os.path.join(root, "port=*", "*.parquet")):
+    paths = _clean_paths(folder)
+    if not paths:
         return CLEAN_SCHEMA.empty_table()
-    return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None).to_table()
+    return ds.dataset(paths, format="parquet", schema=CLEAN_SCHEMA, partitioning=None).to_table()
 
 
 def _rewrite_aggregates(folder: str, out: str, week: str, k: int, clean: pa.Table) -> dict:
@@ -128,9 +135,9 @@ def _rewrite_host_keys(path: str, out: str, week: str, k: int, clean: pa.Table) 
         return
     doc = {"week": week, "k": k, "stats": fold_small_groups(week_key_stats(rows), k),
            "churn": None, "previous_week": previous_week(week)}
-    prev = os.path.join(week_path(out, previous_week(week)), "clean")
-    if os.path.isdir(prev):
-        t = ds.dataset(prev, format="parquet").to_table(columns=["ip", "port", "status", "key_fingerprint_sha256"])
+    if clean_files(out, previous_week(week)):
+        t = clean_dataset(out, previous_week(week)).to_table(
+            columns=["ip", "port", "status", "key_fingerprint_sha256"])
         doc["churn"] = key_churn(rows, t.filter(pc.is_valid(t.column("key_fingerprint_sha256"))))
     with open(path, "w") as f:
         f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")

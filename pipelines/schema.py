@@ -184,7 +184,20 @@ ENRICHMENT_FIELDS = [
        "dictionary; version * when unknown), null when no rule names one."),
 ]
 
-CLEAN_SCHEMA = pa.schema(list(OBSERVATION_SCHEMA) + ENRICHMENT_FIELDS)
+# The address in a form that sorts and ranges numerically (the text does not:
+# "10.0.0.9" > "10.0.0.10"), beside the text; written from the pipeline's ip16.
+IP_BYTES_FIELD = _f("ip_bytes", pa.binary(16),
+                    "The address as 16 bytes in network order, IPv4 as IPv4-mapped ::ffff:a.b.c.d: "
+                    "byte order is numeric order (DuckDB BLOB, pandas bytes, Spark binary). "
+                    "Null only in weeks written before this column existed.")
+
+
+def _after(fields: list[pa.Field], name: str, extra: pa.Field) -> list[pa.Field]:
+    i = [f.name for f in fields].index(name) + 1
+    return fields[:i] + [extra] + fields[i:]
+
+
+CLEAN_SCHEMA = pa.schema(_after(list(OBSERVATION_SCHEMA), "ip", IP_BYTES_FIELD) + ENRICHMENT_FIELDS)
 
 QUARANTINE_SCHEMA = pa.schema([
     _f("source_file", pa.string(), "File the record came from.", nullable=False),

@@ -1,29 +1,14 @@
 """The short human summary ``portcensus run`` prints (operator-facing, not public)."""
 from __future__ import annotations
 
-import glob
 import os
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from pipelines.schema import CLEAN_SCHEMA
-from pipelines.week import week_path
+from pipelines.layout import clean_dataset, week_path  # noqa: F401 (clean_dataset: readers import it from here)
 
 TOP_SSH = 10
 MAX_PORTS = 16
-
-
-def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
-    """The clean Parquet of one week (or all weeks) as a pyarrow dataset.
-
-    The files carry week and port themselves; the hive folder names are only
-    for pruning, so they are read with the same types as the columns."""
-    if week:
-        root = os.path.join(week_path(out, week), "clean")
-        return ds.dataset(root, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
-    files = sorted(glob.glob(os.path.join(out, "week=*", "clean", "port=*", "*.parquet")))
-    return ds.dataset(files, format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
 
 
 def format_summary(manifest: dict, out: str) -> str:

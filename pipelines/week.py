@@ -4,9 +4,12 @@ manifest, then publish the week by swapping its folder into place.
 Output layout: one folder per week, replaced as a whole::
 
     OUT/week=<W>/manifest.json                   counts that prove the sum
-    OUT/week=<W>/clean/port=<P>/part-<B>.parquet one row per observation
+    OUT/week=<W>/clean/port-<P>/part-<B>.parquet one row per observation
                                                  (part-<B>-<pass> for a bucket merged in passes)
     OUT/week=<W>/quarantine/<source>.parquet     one row per refused record
+    OUT/clean/<W> -> ../week=<W>/clean           every week's clean data in one folder
+
+(pipelines/layout.py: the clean files' shape and names.)
 
 Nothing under ``week=<W>`` is touched until the pipeline has finished and its
 manifest's identity holds and it is no regression of the published week
@@ -24,6 +27,7 @@ import uuid
 
 from pipelines.config import RunConfig
 from pipelines.faults import pause_at
+from pipelines.layout import link_week, week_path  # noqa: F401 (week_path: imported from here too)
 from pipelines.manifest import check_identity
 from pipelines.publish import recover, swap_in
 from pipelines.regression import check_regression
@@ -31,10 +35,6 @@ from pipelines.regression import check_regression
 
 class RunError(Exception):
     """The pipeline failed; the message says where."""
-
-
-def week_path(out: str, week: str) -> str:
-    return os.path.join(out, f"week={week}")
 
 
 def staging_dir(out: str, week: str) -> str:
@@ -69,6 +69,7 @@ def process_week(cfg: RunConfig, beam_args: list[str]) -> dict:
                 extra={"week": cfg.week, "regression": accepted})
         pause_at("publish", cfg.pause_at)
         swap_in(staging, live)
+        link_week(cfg.out, cfg.week)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)

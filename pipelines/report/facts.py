@@ -45,9 +45,7 @@ def week_facts(t: pa.Table) -> dict:
 def load_week_facts(out: str, week: str) -> dict | None:
     """``week_facts`` of a published week's clean Parquet; None when the week
     has no clean data here (a site built from aggregates alone)."""
-    import os
-    from pipelines.summary import clean_dataset
-    from pipelines.week import week_path
-    if not os.path.isdir(os.path.join(week_path(out, week), "clean")):
+    from pipelines.layout import clean_dataset, clean_files
+    if not clean_files(out, week):
         return None
     return week_facts(clean_dataset(out, week).to_table(columns=list(COLUMNS)))

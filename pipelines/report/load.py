@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import aggregate as agg
+from pipelines.layout import clean_dataset, week_path
 from pipelines.report.facts import load_week_facts
-from pipelines.week import load_manifest, published_weeks, week_path
+from pipelines.week import load_manifest, published_weeks
 
 
 WEEK_RE = re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$")
@@ -61,7 +62,6 @@ def aggregates_from_clean(out: str, week: str) -> pa.Table:
     published before the Aggregate stage existed). One table for the whole
     week: responder-group ids are unique across buckets, so this equals the
     sum of per-bucket partials."""
-    from pipelines.summary import clean_dataset
     dataset = clean_dataset(out, week)
     # optional columns (cpe) only where the week's schema has them
     wanted = list(agg.NEEDED) + [c for c in agg.OPTIONAL if c in dataset.schema.names]

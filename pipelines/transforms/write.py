@@ -4,10 +4,11 @@ All writes go through Beam's FileSystems under one root: the week's staging
 folder, which becomes ``OUT/week=W/`` when the run succeeded::
 
     manifest.json
-    clean/port=<P>/part-<bucket>[-<pass>].parquet   (port=other: ports outside the plan)
+    clean/port-<P>/part-<bucket>[-<pass>].parquet   (port-other: ports outside the plan;
+                                                     shape and names: pipelines/layout.py)
     quarantine/<source file>-<hash>.parquet
- File names
-are derived from content keys (week, port, bucket, source file), never from
+
+File names are derived from content keys (week, port, bucket, source file), never from
 worker ids or time, so a retried bundle rewrites the same file and the same
 inputs give the same files.
 """
@@ -16,49 +17,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.layout import write_clean, write_parquet
 from pipelines.manifest import build_manifest, dumps
-from pipelines.schema import CLEAN_SCHEMA
 from pipelines.transforms.clean import quarantine_counts
 from pipelines.transforms.common import GatherAll, sum_dicts
-
-PARQUET_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
-
-
-def write_parquet(table: pa.Table, path: str) -> None:
-    # FileSystems.create makes parent folders on local disk and works on
-    # object stores; pyarrow writes to the returned file-like object.
-    with FileSystems.create(path) as handle:
-        pq.write_table(table, handle, **PARQUET_OPTS)
-
-
-# Sort key of the rows of clean/port=other/: after every real port (0..65535).
-OTHER_KEY = 1 << 16
-
-
-def clean_path(root: str, port: int | str, part: str) -> str:
-    """``part``: the bucket as four digits, plus ``-PP`` when a big bucket
-    was merged in passes (pipelines/spill.py)."""
-    return FileSystems.join(root, "clean", f"port={port}", f"part-{part}.parquet")
-
-
-def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """``table.take(order)``, gathered as one RecordBatch: Arrow does that
-    faster than column by column of chunked arrays (zero-copy for the usual
-    one-chunk bucket)."""
-    if table.num_rows == 0:
-        return table
-    batches = table.combine_chunks().to_batches()
-    if len(batches) > 1:   # a column past Arrow's 2 GiB per array stays chunked
-        return table.take(order)
-    return pa.Table.from_batches([batches[0].take(order)])
 
 
 class _WriteCleanFn(beam.DoFn):
@@ -68,23 +36,7 @@ class _WriteCleanFn(beam.DoFn):
 
     def process(self, element):
         part, table = element
-        # The written shape is exactly CLEAN_SCHEMA (internal columns such as
-        # ip16 stay behind), so every file of every week reads the same way.
-        table = table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
-        ports = table.column("port").to_numpy().astype(np.int32)   # room for OTHER_KEY
-        # One stable sort by file: each partition port, then every other port
-        # (OTHER_KEY, above any port). Rows keep their input order inside a
-        # file, and each file is a zero-copy slice of the one sorted copy
-        # (rather than one full-table filter per port).
-        key = np.where(np.isin(ports, self.partition_ports), ports, OTHER_KEY)
-        order = np.argsort(key, kind="stable")
-        table = _take(table, order)
-        counts = {}
-        files, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
-        for file, start, size in zip(files.tolist(), starts.tolist(), sizes.tolist()):
-            port = "other" if file == OTHER_KEY else file
-            write_parquet(table.slice(start, size), clean_path(self.root, port, part))
-            counts[str(port)] = size
+        table, counts = write_clean(self.root, table, part, self.partition_ports)
         out = {"rows": table.num_rows, "by_port": counts}
         if table.num_rows:
             # The week's actual time span, for the manifest (min/max, not summed).
@@ -94,7 +46,7 @@ class _WriteCleanFn(beam.DoFn):
 
 
 class WriteClean(beam.PTransform):
-    """(bucket, clean table) -> Parquet under clean/port=P/ (port=other for
+    """(bucket, clean table) -> Parquet under clean/port-P/ (port-other for
     ports outside ``partition_ports``); emits {"rows": n, "by_port": {...}}
     per bucket for the manifest."""
 

@@ -9,7 +9,6 @@ pipelines.report.golden` always build the same thing.
 """
 import concurrent.futures
 import functools
-import glob
 import html.parser
 import http.server
 import io
@@ -33,10 +32,10 @@ from pipelines.report import golden
 from pipelines.report.load import aggregates_from_clean
 from pipelines.report.identity import strip_allowed
 from pipelines.report.render import write_site
+from pipelines.layout import clean_files
 from pipelines.schema import CLEAN_SCHEMA
 from pipelines.summary import clean_dataset
 from pipelines.transforms.aggregate import Aggregate
-from pipelines.week import week_path
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +60,7 @@ def clean_parts(out: str, week: str) -> list[tuple[int, pa.Table]]:
     bucket and one port, and responder groups never span ports, so each file
     is a valid input of the stage (and there are several to combine)."""
     parts = []
-    for path in sorted(glob.glob(os.path.join(week_path(out, week), "clean", "port=*", "part-*.parquet"))):
+    for path in clean_files(out, week):
         bucket = int(re.search(r"part-(\d+)\.parquet$", path).group(1))
         parts.append((bucket, pq.read_table(path, schema=CLEAN_SCHEMA)))
     return parts

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pipelines.schema import DamageKind
 from scanners import registry
 from scanners.base import ReadContext
-from scanners.formats import zgrab2, zmap
+from scanners.formats import zgrab2, zmap, zmap_common, zmap_csv
 from tests.helpers import read_in_chunks
 
 REAL = Path(__file__).parents[1] / "fixtures" / "real"
@@ -147,7 +147,7 @@ def test_bare_list_without_port_is_quarantined_not_dropped():
     ("a/b/zmap_p22_2026.txt", None), ("zmap_p80_default_module.txt", None), ("top80.txt", None),
     ("x_p99999.txt", None), ("a_p22/list.txt", None), ("scan_p22x.csv", None)])
 def test_port_from_file_name(source, port):
-    assert zmap.port_hint(ReadContext(source=source))[0] == port
+    assert zmap_common.port_hint(ReadContext(source=source))[0] == port
 
 
 def test_header_spellings_are_equivalent():
@@ -163,7 +163,7 @@ def test_header_spellings_are_equivalent():
 def test_chunking_and_block_size_do_not_change_output(monkeypatch):
     data = fixture("zmap_p80_all_responses.csv")
     _, whole = run("zmap-csv", data)
-    monkeypatch.setattr(zmap, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(zmap_csv, "BLOCK_BYTES", 200)
     _, small = run("zmap-csv", data, chunk=7)
     assert whole.equals(small)
     _, lst = run("zmap-list", fixture("zmap_p80_default_fields.csv"), source="p80.txt", chunk=3)
@@ -238,8 +238,8 @@ def test_udp_module_null_sport_uses_hint_or_quarantines():
 
 
 def test_oversized_line_quarantined(monkeypatch):
-    monkeypatch.setattr(zmap, "MAX_RECORD_BYTES", 1000)
-    monkeypatch.setattr(zmap, "BLOCK_BYTES", 4000)
+    monkeypatch.setattr(zmap_csv, "MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr(zmap_csv, "BLOCK_BYTES", 4000)
     lines = fixture("zmap_p22.csv").split(b"\n")
     huge = b"198.18.0.77," + b"x" * 10_000
     data = b"\n".join(lines[:4] + [huge] + lines[4:])
@@ -254,7 +254,7 @@ def test_oversized_line_quarantined(monkeypatch):
     ("2018-04-06T19:42:32", None), ("2018-13-06T19:42:32Z", None), ("yesterday", None),
 ])
 def test_parse_iso_us(text, expected):
-    assert zmap.parse_iso_us(text) == expected
+    assert zmap_common.parse_iso_us(text) == expected
 
 
 HOSTILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,188 @@
+"""Where published data lives under OUT, and clean Parquet written and read
+in one place: the Beam write stage (pipelines/transforms/write.py), every
+reader (summary, report, host-key churn) and any later rewrite of a
+published week use these functions, so the layout cannot drift between them.
+
+Layout (docs/DATA.md)::
+
+    OUT/week=<W>/                                   one week, published as a whole
+    OUT/week=<W>/clean/port-<P>/part-<B>[-<pass>].parquet
+    OUT/week=<W>/clean/port-other/part-<B>...       ports outside the partition ports
+    OUT/clean/<W> -> ../week=<W>/clean              every week's clean data in one folder
+
+Every file holds every ``CLEAN_SCHEMA`` column, ``week`` and ``port``
+included, and nothing below ``week=<W>`` is named ``key=value``: a hive
+reader would otherwise make ``port`` a second, string-typed column (and
+``port=other`` would lose the real port). So ``pandas.read_parquet``,
+``pyarrow.dataset(..., partitioning="hive")``, DuckDB's
+``read_parquet(..., hive_partitioning=true)`` and Spark read
+``OUT/clean`` (every week) or ``OUT/week=<W>/clean`` (one week) with the
+columns' own types. The ``OUT/clean/<W>`` entries are relative symbolic links
+to the week folders: a week is still published by swapping its one folder
+(pipelines/publish.py), and the link always names the live version.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pipelines.schema import CLEAN_SCHEMA
+
+CLEAN_DIR = "clean"
+VIEW_DIR = "clean"          # OUT/clean/: one entry per published week
+OTHER = "other"
+# Sort key of the rows of port-other: after every real port (0..65535).
+OTHER_KEY = 1 << 16
+_WEEK_DIR = re.compile(r"week=\d{4}-W\d{2}\Z")
+PARQUET_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+def week_path(out: str, week: str) -> str:
+    """The published folder of ``week``."""
+    return os.path.join(out, f"week={week}")
+
+
+def port_folder(port: int | str) -> str:
+    """``port-22``, ``port-other``: plain names, never ``port=22`` (see above)."""
+    return f"port-{port}"
+
+
+def clean_path(root: str, port: int | str, part: str) -> str:
+    """``part``: the bucket as four digits, plus ``-PP`` when a big bucket
+    was merged in passes (pipelines/spill.py)."""
+    from apache_beam.io.filesystems import FileSystems   # readers (the site) never load Beam
+    return FileSystems.join(root, CLEAN_DIR, port_folder(port), f"part-{part}.parquet")
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    # FileSystems.create makes parent folders on local disk and works on
+    # object stores; pyarrow writes to the returned file-like object.
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.create(path) as handle:
+        pq.write_table(table, handle, **PARQUET_OPTS)
+
+
+def clean_table(table: pa.Table) -> pa.Table:
+    """The written shape: exactly ``CLEAN_SCHEMA``, in its order, so every
+    file of every week reads the same way. ``ip_bytes`` is the pipeline's
+    internal ``ip16`` (16 bytes, network order, IPv4 as ``::ffff:a.b.c.d``)
+    where the table has no ``ip_bytes`` yet; other internal columns stay behind."""
+    if "ip_bytes" not in table.column_names and "ip16" in table.column_names:
+        table = table.append_column("ip_bytes", table.column("ip16"))
+    return table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
+
+
+def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """``table.take(order)``, gathered as one RecordBatch: Arrow does that
+    faster than column by column of chunked arrays (zero-copy for the usual
+    one-chunk bucket)."""
+    if table.num_rows == 0:
+        return table
+    batches = table.combine_chunks().to_batches()
+    if len(batches) > 1:   # a column past Arrow's 2 GiB per array stays chunked
+        return table.take(order)
+    return pa.Table.from_batches([batches[0].take(order)])
+
+
+def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[int, ...]) -> tuple[pa.Table, dict]:
+    """Write one bucket's (or pass's) clean rows under ``root/clean/``: one
+    file per partition port, one ``port-other`` file for every other port.
+    Returns (the written table, {port label: rows}); the table is in file
+    order (each file a slice of it)."""
+    table = clean_table(table)
+    ports = table.column("port").to_numpy().astype(np.int32)   # room for OTHER_KEY
+    # One stable sort by file: each partition port, then every other port
+    # (OTHER_KEY, above any port). Rows keep their input order inside a
+    # file, and each file is a zero-copy slice of the one sorted copy
+    # (rather than one full-table filter per port).
+    key = np.where(np.isin(ports, np.asarray(sorted(partition_ports), dtype=np.int32)), ports, OTHER_KEY)
+    order = np.argsort(key, kind="stable")
+    table = _take(table, order)
+    counts = {}
+    files, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
+    for file, start, size in zip(files.tolist(), starts.tolist(), sizes.tolist()):
+        port = OTHER if file == OTHER_KEY else file
+        write_parquet(table.slice(start, size), clean_path(root, port, part))
+        counts[str(port)] = size
+    return table, counts
+
+
+def clean_files(out: str, week: str | None = None) -> list[str]:
+    """The clean Parquet files of one published week (or of all), sorted.
+    Weeks published before the ``port-<P>`` folders (``port=<P>``) are found too."""
+    if week:
+        return sorted(glob.glob(os.path.join(glob.escape(week_path(out, week)), CLEAN_DIR, "*", "*.parquet")))
+    files = glob.glob(os.path.join(glob.escape(out), "week=*", CLEAN_DIR, "*", "*.parquet"))
+    # Published week folders only, not a fallback swap's week=<W>.old-<id> (pipelines/publish.py).
+    return sorted(f for f in files if _WEEK_DIR.match(os.path.basename(os.path.dirname(os.path.dirname(
+        os.path.dirname(f))))))
+
+
+def clean_dataset(out: str, week: str | None = None) -> ds.Dataset:
+    """The clean Parquet of one week (or all weeks) as a pyarrow dataset with
+    ``CLEAN_SCHEMA`` (a column an older week lacks reads as null)."""
+    return ds.dataset(clean_files(out, week), format="parquet", schema=CLEAN_SCHEMA, partitioning=None)
+
+
+def link_week(out: str, week: str) -> None:
+    """Make ``OUT/clean/<week>`` name the week's clean folder (a relative
+    link, so OUT can be moved or copied with its links) and drop links to
+    weeks that are no longer there. Local output roots only: object stores
+    have no links, and there the week folders are the way in."""
+    view = os.path.join(out, VIEW_DIR)
+    os.makedirs(view, exist_ok=True)
+    target = os.path.join("..", f"week={week}", CLEAN_DIR)
+    link = os.path.join(view, week)
+    if os.path.islink(link) and os.readlink(link) == target:
+        pass
+    else:
+        tmp = f"{link}.tmp-{os.getpid()}"
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        os.symlink(target, tmp)
+        if os.path.isdir(link) and not os.path.islink(link):
+            shutil.rmtree(link)   # a dereferenced copy (cp -L, copytree) of an old link
+        os.replace(tmp, link)     # atomic: a reader sees the old or the new link
+    for name in os.listdir(view):
+        path = os.path.join(view, name)
+        if os.path.islink(path) and not os.path.exists(path):
+            os.remove(path)       # its week is gone
+
+
+# docs/DATA.md's column list is generated from the schema (tests/unit/test_data_doc.py
+# keeps it in sync): ``python -m pipelines.layout`` rewrites it between these markers.
+DOC_BEGIN = "<!-- clean columns: generated from pipelines/schema.py by `python -m pipelines.layout` -->"
+DOC_END = "<!-- end of clean columns -->"
+
+
+def columns_markdown(schema: pa.Schema = CLEAN_SCHEMA) -> str:
+    """One Markdown table row per column: name, Arrow type, null or not, documentation."""
+    from pipelines.schema import field_docs
+    docs = field_docs(schema)
+    rows = ["| column | type | nullable | meaning |", "|---|---|---|---|"]
+    for f in schema:
+        rows.append(f"| `{f.name}` | `{f.type}` | {'yes' if f.nullable else 'no'} | "
+                    f"{docs[f.name].replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)
+
+
+def doc_with_columns(text: str) -> str:
+    """``text`` (docs/DATA.md) with its generated column list replaced by the current one."""
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    return f"{head}{DOC_BEGIN}\n{columns_markdown()}\n{DOC_END}{tail}"
+
+
+if __name__ == "__main__":
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "DATA.md")
+    with open(path) as fh:
+        text = fh.read()
+    with open(path, "w") as fh:
+        fh.write(doc_with_columns(text))
