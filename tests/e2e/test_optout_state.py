@@ -156,6 +156,8 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     page_before = page.read_bytes()
 
     # the week's raw files are pruned; the RAW root has another week
+    kept_raw = tmp_path / "kept"
+    shutil.copytree(raw / DEMO_WEEK, kept_raw / DEMO_WEEK)
     shutil.rmtree(raw / DEMO_WEEK)
     (raw / "2013-W38").mkdir()
     net = truth["single_responder"]["network"]
@@ -196,6 +198,14 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     # applying the same list again changes nothing
     assert cli.main(["run", "--week", DEMO_WEEK, *base] + BEAM) == EXIT_OK
     assert _manifest(out) == m
+    # and the result is what a run from the raw files with the list would have published
+    # (the removed /24 is a whole single-responder group, so even adjusted counts agree)
+    fresh = tmp_path / "fresh"
+    assert _run(kept_raw, fresh, "--exclude", str(optout)) == EXIT_DAMAGED
+    assert pq.read_table(os.path.join(fresh, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")).equals(agg)
+    keys = os.path.join("aggregates", "host_keys.json")
+    assert (fresh / f"week={DEMO_WEEK}" / keys).read_text() == (out / f"week={DEMO_WEEK}" / keys).read_text()
+    assert _manifest(fresh)["totals"] == m["totals"]
 
 
 def test_render_applies_the_recorded_list_to_published_weeks(demo_raw, tmp_path):
