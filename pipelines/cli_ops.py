@@ -323,7 +323,10 @@ def cmd_process(args, extra: list[str]) -> int:
         from pipelines.optout_state import previewed, resolve
         res = resolve(cfg.out, cfg.exclude, args.replace_optout, args.drop_optout_entries)
         with previewed(cfg.out, res) as path:
-            return dry_run(dataclasses.replace(cfg, exclude=path), args, weeks, force, res)
+            cfg = dataclasses.replace(cfg, exclude=path)
+            if args.command == "run" and raw_pruned(cfg):
+                weeks = []    # as the real run: nothing to rerun, a new opt-out still reaches it
+            return dry_run(cfg, args, weeks, force, res)
     from pipelines.orchestrate import apply_optout_state, reapply_optout
     progress = Progress()
     site_files = {}
