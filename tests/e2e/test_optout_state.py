@@ -143,7 +143,8 @@ def test_opted_out_records_that_fail_validation_are_excluded_not_quarantined(dem
     assert host not in _clean_ips(out)
 
 
-def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregates_and_pages(demo_raw, tmp_path):
+def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregates_and_pages(demo_raw, tmp_path,
+                                                                                            capsys):
     raw, truth = _raw_copy(demo_raw, tmp_path)
     out, site = tmp_path / "out", tmp_path / "site"
     base = ["--raw", str(raw), "--out", str(out), "--site", str(site), "--quiet"]
@@ -170,6 +171,10 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     removed = before.filter(gone)
     assert removed.num_rows > 256
 
+    capsys.readouterr()
+    assert cli.main(["run", "--week", DEMO_WEEK, *base, "--exclude", str(optout), "--dry-run"]) == EXIT_OK
+    assert f"would apply the opt-out list to the published data of {DEMO_WEEK}" in capsys.readouterr().out
+    assert not (out / "state").exists()                          # a dry run records nothing
     assert cli.main(["run", "--week", DEMO_WEEK, *base, "--exclude", str(optout)] + BEAM) == EXIT_OK
     after = clean_dataset(str(out), DEMO_WEEK).to_table()
     assert after.num_rows == before.num_rows - removed.num_rows
