@@ -29,9 +29,10 @@ become the leak). ``find_leaks`` and the decoders are pure; only
 
 The spellings are the redactor's (scanners/protocols/leakscan.py
 ``address_spellings``; tests/unit/test_leakcheck.py holds this check to every
-one of them). The scan itself is this module's own, for speed: run over the
-demo site (270 files, 3 MB), leakscan's ``find_identifiers`` +
-``candidate_addresses`` took about 9.5 s, this module about 0.7 s.
+one of them). The scan itself is this module's own, for speed: on the demo
+site (270 files, 3 MB; a loaded machine) leakscan's ``find_identifiers`` +
+``candidate_addresses`` took about 9.5 s, this module about 0.7 s; each
+distinct line is now scanned once (0.34 s of CPU for the whole check).
 """
 from __future__ import annotations
 
