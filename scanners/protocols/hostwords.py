@@ -46,8 +46,9 @@ FIXED_WORDS = frozenset(w.lower() for w in (
     "fips", "ssl", "tls", "sshd", "ftpd", "httpd", "smtpd", "imapd", "pop3d",
 ))
 # Packaging and build suffixes that carry digits but no host: deb9u7, el7,
-# rc1, p1, fc35, bpo9, ubuntu0, build123, sp2, r12, b3, u2.
-_PACKAGING = re.compile(r"(?i)^(?:deb|el|rc|p|fc|bpo|ubuntu|build|sp|r|rev|b|u|beta|alpha|pre|dev|git|"
+# rc1, p1, fc35, bpo9, ubuntu0, build123, sp2, r12, b3, u2, and the HPN-SSH
+# patch level OpenSSH builds carry in their software version (hpn13v11).
+_PACKAGING = re.compile(r"(?i)^(?:deb|el|rc|p|fc|bpo|ubuntu|build|sp|r|rev|b|u|beta|alpha|pre|dev|git|hpn|"
                         r"patch|update|pl|release|v|mdv|mga|suse|lp|amzn|ol|centos|rhel|sles)\d")
 _VERSION_START = re.compile(r"(?i)^v?\d")
 _TOKEN = re.compile(r"(?<![\\\w.+~<-])[\w][\w.+~-]*")

@@ -101,3 +101,12 @@ def test_redact_output_has_no_unsafe_characters(text, free):
     out = redact(text, free=free)
     assert not has_unsafe(out)
     assert redact(out, free=free) == out
+
+
+def test_ssh_software_with_hpn_patch_level_is_not_a_host():
+    """HPN-SSH builds carry their patch level in the software version
+    (OpenSSH_5.8p2_hpn13v11 in FreeBSD's base system): it is software, not a host."""
+    from scanners.protocols import ssh
+    for banner in ("SSH-2.0-OpenSSH_5.8p2_hpn13v11 FreeBSD-20110503", "SSH-2.0-OpenSSH_7.2p2-hpn14v5"):
+        assert "<host>" not in ssh.parse(banner).public, banner
+    assert ssh.parse("SSH-2.0-OpenSSH_bastion01").public == "SSH-2.0-<host>"
