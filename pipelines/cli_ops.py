@@ -94,10 +94,10 @@ def add_inflation_arg(p: argparse.ArgumentParser) -> None:
 
 def add_optout_state_args(p: argparse.ArgumentParser) -> None:
     """The only ways to shrink OUT's recorded opt-out list (logged as a warning)."""
-    p.add_argument("--drop-optout-entries", metavar="FILE", dest="drop_optout",
+    p.add_argument("--drop-optout-entries", metavar="FILE",
                    help="remove FILE's addresses from OUT's recorded opt-out list (masscan syntax); weeks "
                         "with raw files are reprocessed with the smaller list")
-    p.add_argument("--replace-optout", metavar="FILE", dest="replace_optout",
+    p.add_argument("--replace-optout", metavar="FILE",
                    help="make FILE OUT's recorded opt-out list, whatever it held before")
 
 
@@ -316,7 +316,7 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
 
 def cmd_process(args, extra: list[str]) -> int:
     """run / reprocess / weekly (and their --dry-run)."""
-    from pipelines.cli_weekly import dry_run, report_outcomes, weekly_raw_weeks
+    from pipelines.cli_weekly import dry_run, print_reapplied, raw_pruned, report_outcomes, weekly_raw_weeks
     from pipelines.lock import RunLock
     from pipelines.logs import Progress, setup_logging
     from pipelines.orchestrate import render, run_weeks, site_is_stale
@@ -338,16 +338,19 @@ def cmd_process(args, extra: list[str]) -> int:
     force = args.force or args.command == "reprocess"
     if args.dry_run:
         from pipelines.optout_state import previewed, resolve
-        res = resolve(cfg.out, cfg.exclude, args.replace_optout, args.drop_optout)
+        res = resolve(cfg.out, cfg.exclude, args.replace_optout, args.drop_optout_entries)
         with previewed(cfg.out, res) as path:
-            return dry_run(dataclasses.replace(cfg, exclude=path), args, weeks, force, res)
+            cfg = dataclasses.replace(cfg, exclude=path)
+            if args.command == "run" and raw_pruned(cfg):
+                weeks = []    # as the real run: nothing to rerun, a new opt-out still reaches it
+            return dry_run(cfg, args, weeks, force, res)
     from pipelines.orchestrate import apply_optout_state, reapply_optout
     progress = Progress()
     site_files = {}
     with RunLock(cfg.out):
         # OUT's recorded opt-out list (grown by --exclude) is what every week gets
-        cfg = apply_optout_state(cfg, cfg.exclude, args.replace_optout, args.drop_optout)
-        if args.command == "run" and _raw_pruned(cfg):
+        cfg = apply_optout_state(cfg, cfg.exclude, args.replace_optout, args.drop_optout_entries)
+        if args.command == "run" and raw_pruned(cfg):
             weeks = []   # nothing to rerun; reapply_optout below still gives it a new opt-out
         outcomes = run_weeks(cfg, weeks, beam_args, force, keep_going=weekly, quiet=args.quiet,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
@@ -358,22 +361,6 @@ def cmd_process(args, extra: list[str]) -> int:
             site_files = render(cfg, args.site, args.build_date, site_config=site_config)
     print_reapplied(args, reapplied)
     return report_outcomes(args, cfg, outcomes, site_files)
-
-
-def _raw_pruned(cfg: c.RunConfig) -> bool:
-    """The week is published and RAW is there, but the week's raw folder is gone."""
-    from pipelines.week import load_manifest
-    return (os.path.isdir(cfg.raw) and not os.path.isdir(os.path.join(cfg.raw, cfg.week))
-            and load_manifest(cfg.out, cfg.week) is not None)
-
-
-def print_reapplied(args, reapplied: list[tuple[str, dict]]) -> None:
-    for week, m in reapplied:
-        r = m["optout_reapplied"][-1]
-        if not getattr(args, "quiet", False):
-            print(f"week {week}: opt-out list applied to its published data (raw files gone): "
-                  f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
-                  f"rows removed, {r['records_excluded']:,} records now excluded")
 
 
 def cmd_status(args) -> int:

@@ -4,7 +4,10 @@ Wired into pipelines/cli.py through COMMAND_MODULES (``add_parsers`` and
 ``dispatch``). The library raises ReportError; this edge turns it into one
 line and exit code 2 (the inputs or options need fixing). A run holding the
 output folder's lock makes this exit 4 (via cli.translate), so the site is
-never built from a week that is being swapped.
+never built from a week that is being swapped; a build the leak check refuses
+(pipelines/leakcheck.py LeakError) exits 5 and leaves the previous site.
+Before building, OUT's recorded opt-out list (grown by ``--exclude``) is
+applied to every published week made with another one.
 """
 from __future__ import annotations
 
@@ -73,7 +76,7 @@ def dispatch(args) -> int | None:
     except ReportError as exc:
         print(f"portcensus render: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from pipelines.cli_ops import print_reapplied
+    from pipelines.cli_weekly import print_reapplied
     print_reapplied(args, reapplied)
     pages = sum(1 for p in files if p.endswith(".html"))
     print(f"wrote {len(files)} files ({pages} pages) to {args.site}")

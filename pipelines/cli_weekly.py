@@ -88,9 +88,17 @@ def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) 
     from pipelines.orchestrate import plan_weeks, site_is_stale
     plan = plan_weeks(cfg, weeks, force, write_cache=False)
     todo, bad = [w for w, why in plan if why], []
+    reapply = []
     if optout is not None:
+        from pipelines.optout_reapply import pending
         from pipelines.optout_state import describe
+        from pipelines.state import optout_digest
         print(describe(optout))
+        if cfg.exclude:
+            reapply = pending(cfg.out, optout_digest(cfg.exclude),
+                              lambda w: not os.path.isdir(os.path.join(cfg.raw, w)))
+        for w in reapply:
+            print(f"would apply the opt-out list to the published data of {w} (its raw files are gone)")
     for w, why in plan:
         if not why:
             print(f"{w}: up to date, would be skipped")
@@ -103,10 +111,26 @@ def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) 
             continue
         print(f"would process {w}: {'; '.join(why)}")
     if not args.no_site:
-        if todo or force or site_is_stale(cfg.out, args.site):
+        if todo or reapply or force or site_is_stale(cfg.out, args.site):
             print(f"would rebuild the site in {os.path.abspath(args.site)}/")
         else:
             print("the site is up to date")
     print(f"dry run: {len(todo) - len(bad)} of {len(plan)} weeks would be processed"
           f"{f', {len(bad)} would fail' if bad else ''}; nothing was written")
     return EXIT_USAGE if bad else EXIT_OK
+
+
+def raw_pruned(cfg: c.RunConfig) -> bool:
+    """The week is published and RAW is there, but the week's raw folder is gone."""
+    from pipelines.week import load_manifest
+    return (os.path.isdir(cfg.raw) and not os.path.isdir(os.path.join(cfg.raw, cfg.week))
+            and load_manifest(cfg.out, cfg.week) is not None)
+
+
+def print_reapplied(args, reapplied: list[tuple[str, dict]]) -> None:
+    for week, m in reapplied:
+        r = m["optout_reapplied"][-1]
+        if not getattr(args, "quiet", False):
+            print(f"week {week}: opt-out list applied to its published data (raw files gone): "
+                  f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
+                  f"rows removed, {r['records_excluded']:,} records now excluded")

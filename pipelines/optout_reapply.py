@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -36,7 +35,7 @@ from pipelines import aggregate as agg
 from pipelines.manifest import COUNT_KEYS, check_identity, dumps, identification_shares
 from pipelines.optout import listed_excerpts, listed_rows, load_optout
 from pipelines.publish import recover, swap_in
-from pipelines.layout import CLEAN_DIR, PARQUET_OPTS as CLEAN_PARQUET_OPTS, clean_dataset, clean_files
+from pipelines.layout import CLEAN_DIR, PARQUET_OPTS as CLEAN_PARQUET_OPTS
 from pipelines.schema import CLEAN_SCHEMA, ExclusionReason
 from pipelines.week import load_manifest, published_weeks, staging_dir, week_path
 
@@ -127,20 +126,13 @@ def _rewrite_aggregates(folder: str, out: str, week: str, k: int, clean: pa.Tabl
 
 
 def _rewrite_host_keys(path: str, out: str, week: str, k: int, clean: pa.Table) -> None:
-    from pipelines.keys.stats import key_churn, week_key_stats
-    from pipelines.transforms.keys import fold_small_groups, previous_week, ssh_key_rows
+    from pipelines.transforms.keys import key_stats_doc, previous_keys, ssh_key_rows
     rows = ssh_key_rows(clean)
     if rows.num_rows == 0:
         os.remove(path)
         return
-    doc = {"week": week, "k": k, "stats": fold_small_groups(week_key_stats(rows), k),
-           "churn": None, "previous_week": previous_week(week)}
-    if clean_files(out, previous_week(week)):
-        t = clean_dataset(out, previous_week(week)).to_table(
-            columns=["ip", "port", "status", "key_fingerprint_sha256"])
-        doc["churn"] = key_churn(rows, t.filter(pc.is_valid(t.column("key_fingerprint_sha256"))))
     with open(path, "w") as f:
-        f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        f.write(json.dumps(key_stats_doc(rows, week, k, previous_keys(out, week)), indent=2, sort_keys=True) + "\n")
 
 
 def _move(entry: dict, key: str, n: int) -> None:

@@ -243,7 +243,7 @@ def resolve(out: str, exclude: str | None = None, replace: str | None = None,
         source = source or exclude
     added = size(subtract(v4, old4)) + size(subtract(v6, old6))
     removed = size(subtract(old4, v4)) + size(subtract(old6, v6))
-    if change is None or (not added and not removed and change is not Change.REPLACED):
+    if change is None or (not added and not removed and not broken):
         if rec is None:
             change = Change.RECORDED if (v4 or v6) else Change.NONE
         else:

@@ -54,6 +54,19 @@ def fold_small_groups(stats: dict, k: int) -> dict:
     return apply_k(stats, k)
 
 
+def key_stats_doc(rows: pa.Table, week: str, k: int, previous: pa.Table | None) -> dict:
+    """The week's ``host_keys.json`` from its ``ssh_key_rows`` (and the
+    previous week's keyed rows, for churn): counts only, k everywhere. Also
+    used when an opt-out is applied to a published week (pipelines/optout_reapply.py)."""
+    from pipelines.keys.stats import key_churn, week_key_stats
+    from pipelines.keys.suppress import churn_k
+    doc = {"week": week, "k": k, "stats": fold_small_groups(week_key_stats(rows), k),
+           "churn": None, "previous_week": previous_week(week)}
+    if previous is not None:
+        doc["churn"] = churn_k(key_churn(rows, previous), k)
+    return doc
+
+
 class _SshRowsFn(beam.DoFn):
     def process(self, element):
         _bucket, table = element
@@ -67,29 +80,28 @@ class _StatsFn(beam.DoFn):
         self.root, self.week, self.out, self.k = root, week, out, k
 
     def process(self, element):
-        from pipelines.keys.stats import key_churn, week_key_stats
-        from pipelines.keys.suppress import churn_k
         tables = element
         if not tables:
             yield {"host_key_observations": 0}
             return
         t = pa.concat_tables(tables)
-        doc = {"week": self.week, "k": self.k,
-               "stats": fold_small_groups(week_key_stats(t), self.k),
-               "churn": None, "previous_week": previous_week(self.week)}
-        prev = self._previous()
-        if prev is not None:
-            doc["churn"] = churn_k(key_churn(t, prev), self.k)
+        doc = key_stats_doc(t, self.week, self.k, self._previous())
         with FileSystems.create(FileSystems.join(self.root, AGG_DIR, KEYS_FILE)) as h:
             h.write((json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
         yield {"host_key_observations": t.num_rows}
 
     def _previous(self) -> pa.Table | None:
-        if not clean_files(self.out, previous_week(self.week)):
-            return None
-        t = clean_dataset(self.out, previous_week(self.week)).to_table(
-            columns=["ip", "port", "status", "key_fingerprint_sha256"])
-        return t.filter(pc.is_valid(t.column("key_fingerprint_sha256")))
+        return previous_keys(self.out, self.week)
+
+
+def previous_keys(out: str, week: str) -> pa.Table | None:
+    """The previous ISO week's published observations that carry a host key
+    (for churn), or None when that week is not published here."""
+    if not clean_files(out, previous_week(week)):
+        return None
+    t = clean_dataset(out, previous_week(week)).to_table(
+        columns=["ip", "port", "status", "key_fingerprint_sha256"])
+    return t.filter(pc.is_valid(t.column("key_fingerprint_sha256")))
 
 
 class HostKeyStats(beam.PTransform):

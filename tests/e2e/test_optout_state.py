@@ -48,7 +48,8 @@ def _quarantine_text(out) -> str:
     return "\n".join(ds.dataset(path, format="parquet").to_table().column("excerpt").to_pylist())
 
 
-def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_listed_host(demo_raw, tmp_path):
+def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_listed_host(demo_raw, tmp_path,
+                                                                                        capsys):
     raw, truth = _raw_copy(demo_raw, tmp_path)
     out = tmp_path / "out"
     assert _run(raw, out) == EXIT_DAMAGED                      # the demo week has damaged files on purpose
@@ -73,8 +74,12 @@ def test_a_run_without_exclude_after_a_list_was_applied_still_excludes_every_lis
         assert m["totals"]["excluded"] == excluded, command
         assert m["run"]["optout_list"] == {"recorded_list": True, "list": "state/optout.txt"}
         assert m["run"]["optout"]["ipv6_ranges"] == 1
-    # and nothing looks changed to an incremental run
+    # and nothing looks changed to an incremental run, nor to status (which compares with the record)
     assert _run(raw, out, command="weekly") == EXIT_OK
+    capsys.readouterr()
+    assert cli.main(["status", "--raw", str(raw), "--out", str(out), "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["changes"] for r in rows] == [[]]
     record = json.loads((out / "state" / "optout.json").read_text())
     assert [h["change"] for h in record["history"]] == ["recorded"]
 
@@ -138,7 +143,8 @@ def test_opted_out_records_that_fail_validation_are_excluded_not_quarantined(dem
     assert host not in _clean_ips(out)
 
 
-def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregates_and_pages(demo_raw, tmp_path):
+def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregates_and_pages(demo_raw, tmp_path,
+                                                                                            capsys):
     raw, truth = _raw_copy(demo_raw, tmp_path)
     out, site = tmp_path / "out", tmp_path / "site"
     base = ["--raw", str(raw), "--out", str(out), "--site", str(site), "--quiet"]
@@ -151,6 +157,8 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     page_before = page.read_bytes()
 
     # the week's raw files are pruned; the RAW root has another week
+    kept_raw = tmp_path / "kept"
+    shutil.copytree(raw / DEMO_WEEK, kept_raw / DEMO_WEEK)
     shutil.rmtree(raw / DEMO_WEEK)
     (raw / "2013-W38").mkdir()
     net = truth["single_responder"]["network"]
@@ -163,6 +171,10 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     removed = before.filter(gone)
     assert removed.num_rows > 256
 
+    capsys.readouterr()
+    assert cli.main(["run", "--week", DEMO_WEEK, *base, "--exclude", str(optout), "--dry-run"]) == EXIT_OK
+    assert f"would apply the opt-out list to the published data of {DEMO_WEEK}" in capsys.readouterr().out
+    assert not (out / "state").exists()                          # a dry run records nothing
     assert cli.main(["run", "--week", DEMO_WEEK, *base, "--exclude", str(optout)] + BEAM) == EXIT_OK
     after = clean_dataset(str(out), DEMO_WEEK).to_table()
     assert after.num_rows == before.num_rows - removed.num_rows
@@ -191,6 +203,14 @@ def test_an_optout_added_after_the_raw_files_were_deleted_reaches_data_aggregate
     # applying the same list again changes nothing
     assert cli.main(["run", "--week", DEMO_WEEK, *base] + BEAM) == EXIT_OK
     assert _manifest(out) == m
+    # and the result is what a run from the raw files with the list would have published
+    # (the removed /24 is a whole single-responder group, so even adjusted counts agree)
+    fresh = tmp_path / "fresh"
+    assert _run(kept_raw, fresh, "--exclude", str(optout)) == EXIT_DAMAGED
+    assert pq.read_table(os.path.join(fresh, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")).equals(agg)
+    keys = os.path.join("aggregates", "host_keys.json")
+    assert (fresh / f"week={DEMO_WEEK}" / keys).read_text() == (out / f"week={DEMO_WEEK}" / keys).read_text()
+    assert _manifest(fresh)["totals"] == m["totals"]
 
 
 def test_render_applies_the_recorded_list_to_published_weeks(demo_raw, tmp_path):
