@@ -140,10 +140,9 @@ def link_week(out: str, week: str) -> None:
     os.makedirs(view, exist_ok=True)
     target = os.path.join("..", f"week={week}", CLEAN_DIR)
     link = os.path.join(view, week)
-    if os.path.islink(link) and os.readlink(link) == target:
-        pass
-    else:
-        tmp = f"{link}.tmp-{os.getpid()}"
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        # A dot name: readers skip it, and a run killed here leaves nothing they see.
+        tmp = os.path.join(view, f".{week}.tmp-{os.getpid()}")
         if os.path.lexists(tmp):
             os.remove(tmp)
         os.symlink(target, tmp)
@@ -152,8 +151,8 @@ def link_week(out: str, week: str) -> None:
         os.replace(tmp, link)     # atomic: a reader sees the old or the new link
     for name in os.listdir(view):
         path = os.path.join(view, name)
-        if os.path.islink(path) and not os.path.exists(path):
-            os.remove(path)       # its week is gone
+        if os.path.islink(path) and (name.startswith(".") or not os.path.exists(path)):
+            os.remove(path)       # a killed run's temporary link, or a week that is gone
 
 
 # docs/DATA.md's column list is generated from the schema (tests/unit/test_data_doc.py
