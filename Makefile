@@ -7,7 +7,8 @@ WEEK   ?= 2013-W37
 RAW    ?= data/raw
 OUT    ?= data/out
 SITE   ?= site
-BENCH_N ?= 2000000
+BENCH_N ?= 2000000 10000000
+BENCH_REPEAT ?= 3
 PORT   ?= 8000
 # Debian packages the tests use when they can be had (root + apt): Chromium for
 # the site test, masscan for checking `portcensus plan` with masscan --echo, ssh-keygen for real host keys.
@@ -60,15 +61,17 @@ test-net: $(STAMP)  ## real masscan/zmap against real daemons in network namespa
 	bash tests/e2e/netns_setup.sh
 	$(BIN)/pytest -q -m net tests/e2e
 
-bench: $(STAMP)  ## the benchmark: BENCH_N records against DuckDB and sort|uniq, then bench-scale (first run generates 27M records)
-	$(BIN)/python -m pipelines.bench --records $(BENCH_N)
+bench: $(STAMP)  ## the benchmark: 2M and 10M records against DuckDB doing the same work and the reference lines, interleaved, then bench-scale (first run generates 37M records)
+	@first=1; for n in $(BENCH_N); do \
+	  if [ $$first = 1 ]; then parts=""; else parts="--no-parts"; fi; first=0; \
+	  $(BIN)/python -m pipelines.bench --records $$n --repeat $(BENCH_REPEAT) $$parts || exit 1; done
 	$(MAKE) bench-scale
 
 bench-scale: $(STAMP)  ## only the scale figures: 5M and 20M records in-process (same settings: memory must stay flat), and 5M on a loopback Dask cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines
-	$(BIN)/python -m pipelines.bench --records 20000000 --no-parts --skip-baselines
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --repeat 1
+	$(BIN)/python -m pipelines.bench --records 20000000 --no-parts --skip-baselines --repeat 1
 	$(MAKE) cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines -- \
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --repeat 1 -- \
 	  --runner DaskRunner --dask_client_address tcp://127.0.0.1:$(DASK_PORT); rc=$$?; $(MAKE) cluster-stop; exit $$rc
 
 bench-gcd: $(STAMP)  ## batch GCD over 100k and 1M distinct 1024-bit RSA moduli (slow: making 1M moduli takes an hour once)

@@ -5,6 +5,7 @@ Exit codes (also in ``portcensus --help`` and the README):
   0 ok; 1 failed; 2 usage or configuration error;
   3 done and published, but some input files were damaged (their intact records are in);
   4 another portcensus run holds the lock (nothing was done);
+  5 the leak check found an identifier in the new site build: it was not swapped in;
   6 a week was not replaced: the new run is a regression of the published one;
   7 ``status --check``: a week is damaged, stale or not up to date.
 ``weekly`` goes on when a week fails and exits with the worst week's code.
@@ -24,6 +25,7 @@ from pipelines.exits import (EXIT_BUSY, EXIT_CHECK, EXIT_DAMAGED, EXIT_FAILED, E
 EPILOG = """\
 exit codes: 0 ok, 1 failed, 2 usage or configuration error,
             3 published but some inputs were damaged, 4 another run holds the lock,
+            5 the leak check blocked the site build (the previous site stays),
             6 a week was not replaced (the new run is a regression; --accept-regression),
             7 status --check: a week is damaged, stale or not up to date.
 'portcensus COMMAND --help' explains each command; every command takes --config FILE."""
@@ -138,6 +140,7 @@ def translate(exc: BaseException) -> tuple[int, str]:
     from pipelines.optout import OptOutError
     from pipelines.exits import WeeksFailed, worst
     from pipelines.regression import RegressionError
+    from pipelines.leakcheck import LeakError
     if isinstance(exc, WeeksFailed):   # weekly: the worst of every week's code
         code = worst([translate(e)[0] for _, e in exc.errors] + exc.codes)
         return code, f"{exc}; exit {code}"
@@ -145,6 +148,9 @@ def translate(exc: BaseException) -> tuple[int, str]:
         return EXIT_BUSY, str(exc)
     if isinstance(exc, RegressionError):
         return EXIT_REGRESSION, str(exc)
+    if isinstance(exc, LeakError):
+        from pipelines.exits import EXIT_LEAK
+        return EXIT_LEAK, str(exc)
     if isinstance(exc, (ConfigError, DiscoveryError, GeoIPError, OptOutError)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, IdentityError):

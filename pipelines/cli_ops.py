@@ -6,6 +6,7 @@ which turns them into one line on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -39,6 +40,7 @@ Beam options can also sit in the --config file's [beam] table.
 exit codes: 0 ok or nothing to do, 1 failed, 2 usage or configuration error
             (also: --raw missing, unmounted or without week folders),
             3 published but some inputs were damaged, 4 another run holds the lock,
+            5 the leak check blocked the new site (data published, site unchanged),
             6 a week was not replaced because the new run is a regression.
 weekly goes on with the other weeks when one fails and exits with the worst code.
 """
@@ -54,7 +56,8 @@ def add_data_args(p: argparse.ArgumentParser, week: str | None) -> None:
                    help=f"output root; each week is OUT/week=WEEK/ (default: {c.DEFAULT_OUT})")
     p.add_argument("--exclude", metavar="FILE",
                    help="opt-out list in masscan --excludefile syntax; matching records are counted as "
-                        "excluded, never kept")
+                        "excluded, never kept. Added to OUT's recorded list (OUT/state/optout.txt), which "
+                        "every later command applies with or without this flag")
     p.add_argument("--geoip-country-db", metavar="MMDB", default=c.DEFAULT_COUNTRY_DB,
                    help="country database: GeoLite2/GeoIP2 Country or City, or DB-IP Country/City Lite "
                         "(.mmdb or .mmdb.xz; default: the embedded DB-IP Lite)")
@@ -80,6 +83,15 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
 
 
+def add_optout_state_args(p: argparse.ArgumentParser) -> None:
+    """The only ways to shrink OUT's recorded opt-out list (logged as a warning)."""
+    p.add_argument("--drop-optout-entries", metavar="FILE", dest="drop_optout",
+                   help="remove FILE's addresses from OUT's recorded opt-out list (masscan syntax); weeks "
+                        "with raw files are reprocessed with the smaller list")
+    p.add_argument("--replace-optout", metavar="FILE", dest="replace_optout",
+                   help="make FILE OUT's recorded opt-out list, whatever it held before")
+
+
 def add_processing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buckets", type=int, default=c.DEFAULT_BUCKETS,
                    help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
@@ -103,6 +115,7 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                         "benchmarking ...) instead of excluding them: for scans of a test network only; "
                         "the manifest and the site say so")
     add_settings_args(p)
+    add_optout_state_args(p)
     p.add_argument("--force", action="store_true",
                    help="process even if inputs, opt-outs, GeoIP data, settings and code are unchanged "
                         "(the regression guard still applies)")
@@ -307,23 +320,52 @@ def cmd_process(args, extra: list[str]) -> int:
     weeks = weekly_raw_weeks(cfg, getattr(args, "since", None)) if weekly else [cfg.week]
     force = args.force or args.command == "reprocess"
     if args.dry_run:
-        return dry_run(cfg, args, weeks, force)
+        from pipelines.optout_state import previewed, resolve
+        res = resolve(cfg.out, cfg.exclude, args.replace_optout, args.drop_optout)
+        with previewed(cfg.out, res) as path:
+            return dry_run(dataclasses.replace(cfg, exclude=path), args, weeks, force, res)
+    from pipelines.orchestrate import apply_optout_state, reapply_optout
     progress = Progress()
     site_files = {}
     with RunLock(cfg.out):
+        # OUT's recorded opt-out list (grown by --exclude) is what every week gets
+        cfg = apply_optout_state(cfg, cfg.exclude, args.replace_optout, args.drop_optout)
+        if args.command == "run" and _raw_pruned(cfg):
+            weeks = []   # nothing to rerun; reapply_optout below still gives it a new opt-out
         outcomes = run_weeks(cfg, weeks, beam_args, force, keep_going=weekly, quiet=args.quiet,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
+        reapplied = reapply_optout(cfg, raw_gone_only=True)
         ran = [o for o in outcomes if o.published]
         site_config = getattr(args, "site_config", None)
-        if not args.no_site and (ran or force or site_is_stale(cfg.out, args.site, site_config)):
+        if not args.no_site and (ran or reapplied or force or site_is_stale(cfg.out, args.site, site_config)):
             site_files = render(cfg, args.site, args.build_date, site_config=site_config)
+    print_reapplied(args, reapplied)
     return report_outcomes(args, cfg, outcomes, site_files)
+
+
+def _raw_pruned(cfg: c.RunConfig) -> bool:
+    """The week is published and RAW is there, but the week's raw folder is gone."""
+    from pipelines.week import load_manifest
+    return (os.path.isdir(cfg.raw) and not os.path.isdir(os.path.join(cfg.raw, cfg.week))
+            and load_manifest(cfg.out, cfg.week) is not None)
+
+
+def print_reapplied(args, reapplied: list[tuple[str, dict]]) -> None:
+    for week, m in reapplied:
+        r = m["optout_reapplied"][-1]
+        if not getattr(args, "quiet", False):
+            print(f"week {week}: opt-out list applied to its published data (raw files gone): "
+                  f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
+                  f"rows removed, {r['records_excluded']:,} records now excluded")
 
 
 def cmd_status(args) -> int:
     from pipelines.health import check
+    from pipelines.optout_state import previewed, resolve
     from pipelines.orchestrate import status_rows
-    rows = status_rows(config_from(args))
+    cfg = config_from(args)
+    with previewed(cfg.out, resolve(cfg.out, cfg.exclude)) as path:   # compared with OUT's recorded list
+        rows = status_rows(dataclasses.replace(cfg, exclude=path))
     problems = check(rows, args.max_age) if args.check else []
     code = EXIT_CHECK if problems else EXIT_OK
     if args.json:

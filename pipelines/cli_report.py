@@ -50,6 +50,10 @@ def add_parsers(sub) -> None:
                         "(default: the demo's fictional one, pipelines/report/demo_site.toml)")
     p.add_argument("--from-clean", action="store_true",
                    help="for weeks published without aggregates, compute them from their clean Parquet")
+    p.add_argument("--exclude", metavar="FILE",
+                   help="opt-out list (masscan --excludefile syntax) to add to OUT's recorded list. The "
+                        "recorded list is always applied: published weeks made with another list are "
+                        "filtered (clean data, quarantine, aggregates) before the site is built")
 
 
 def dispatch(args) -> int | None:
@@ -63,11 +67,28 @@ def dispatch(args) -> int | None:
         return EXIT_USAGE
     try:
         with RunLock(args.out):
+            reapplied = _apply_optout(args.out, getattr(args, "exclude", None))
             files = render_site(args.out, args.site, args.build_date, args.k, args.plan,
                                 args.from_clean, site_config=args.site_config)
     except ReportError as exc:
         print(f"portcensus render: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from pipelines.cli_ops import print_reapplied
+    print_reapplied(args, reapplied)
     pages = sum(1 for p in files if p.endswith(".html"))
     print(f"wrote {len(files)} files ({pages} pages) to {args.site}")
     return EXIT_OK
+
+
+def _apply_optout(out: str, exclude: str | None) -> list:
+    """OUT's recorded opt-out list (grown by ``exclude``), applied to every
+    published week made with another one: render reads no raw files, so such
+    weeks are filtered where they are published (pipelines/optout_reapply.py)."""
+    from pipelines.config import RunConfig
+    from pipelines.orchestrate import apply_optout_state, reapply_optout
+    from pipelines.week import published_weeks
+    weeks = published_weeks(out)
+    if not weeks:
+        return []
+    cfg = apply_optout_state(RunConfig(week=weeks[-1], out=out), exclude)
+    return reapply_optout(cfg, raw_gone_only=False)

@@ -81,13 +81,16 @@ def _one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool) -> int:
+def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) -> int:
     """What a run would do and why; reads only (no lock, log, cache or staging).
     A week that would fail for want of files says so, and the dry run exits 2."""
     from pipelines.discover import DiscoveryError, discover
     from pipelines.orchestrate import plan_weeks, site_is_stale
     plan = plan_weeks(cfg, weeks, force, write_cache=False)
     todo, bad = [w for w, why in plan if why], []
+    if optout is not None:
+        from pipelines.optout_state import describe
+        print(describe(optout))
     for w, why in plan:
         if not why:
             print(f"{w}: up to date, would be skipped")

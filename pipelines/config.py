@@ -134,6 +134,7 @@ class RunConfig:
             "geoip": _geoip_info(self.country_db, self.asn_db, self.geoip_cache),
             # what change detection compares: the list's meaning, not its bytes
             "optout_entries_sha256": _optout_digest(self.exclude),
+            "optout_list": _optout_list(self.out, self.exclude),
         }
         return info
 
@@ -154,6 +155,12 @@ def _optout_summary(path: str | None) -> dict | None:
         return None
     from pipelines.optout import load_optout
     return load_optout(path).summary()
+
+
+def _optout_list(out: str, path: str | None) -> dict | None:
+    # whether the list applied is OUT's recorded one (pipelines/optout_state.py)
+    from pipelines.optout_state import manifest_facts
+    return manifest_facts(out, path)
 
 
 def _optout_digest(path: str | None) -> str | None:

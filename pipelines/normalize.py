@@ -7,9 +7,11 @@
   for hash-partitioned dedup);
 * ``quarantine``: QUARANTINE_SCHEMA rows, one per invalid record, with the
   first failing check as the reason;
-* ``excluded``: per-file counts of valid rows inside the opt-out list, and
-  ``special``: of valid rows in IANA special-purpose space (both counted,
-  never kept and never quarantined).
+* ``excluded``: per-file counts of rows whose address is inside the opt-out
+  list -- decided first, before any other check, so a record of an opted-out
+  host is excluded even when it is invalid otherwise (never quarantined with
+  its address) -- and ``special``: of valid rows in IANA special-purpose space
+  (both counted, never kept).
 
 Checks run in a fixed order so a record with several problems always gets
 the same reason: ip, port, transport, timestamp (absurd, missing, outside
@@ -131,10 +133,19 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     # A record with neither a status nor a banner says nothing about the port.
     fail(_isnull(status) & _isnull(banner), QuarantineReason.MISSING_FIELD)
 
-    bad = code != 0
+    # Opted-out hosts before everything else: their records are excluded
+    # whatever else is wrong with them, so no quarantine row keeps their address.
+    ex_counts: dict[str, int] = {}
+    ex = np.zeros(n, dtype=bool)
+    if excluded is not None and ips.valid.any():
+        ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & ips.valid
+        if ex.any():
+            ex_counts = _count_by_file(batch, ex)
+
+    bad = (code != 0) & ~ex
     quarantine = _quarantine_rows(batch, np.flatnonzero(bad), code) if bad.any() else None
 
-    good = ~bad
+    good = (code == 0) & ~ex
     sp_counts: dict[str, int] = {}
     if limits.exclude_special_purpose and good.any():
         from pipelines.special_purpose import default as special_purpose
@@ -142,12 +153,6 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
         if sp.any():
             sp_counts = _count_by_file(batch, sp)
             good &= ~sp
-    ex_counts: dict[str, int] = {}
-    if excluded is not None and good.any():
-        ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & good
-        if ex.any():
-            ex_counts = _count_by_file(batch, ex)
-            good &= ~ex
 
     work = pa.RecordBatch.from_arrays([
         ips.text,

@@ -38,7 +38,7 @@ import re
 import numpy as np
 import pyarrow as pa
 
-from pipelines.iputil import search_last_le, split_rows
+from pipelines.iputil import parse_ips, search_last_le, split_rows
 
 _U64 = np.uint64
 _MASK32 = _U64(0xFFFFFFFF)
@@ -229,3 +229,24 @@ def load_optout(path: str) -> OptOutList:
     optout = OptOutList(path)
     optout.setup()
     return optout
+
+
+def listed_rows(texts: pa.Array, optout) -> np.ndarray:
+    """True where an address text is in the opt-out list."""
+    ips = parse_ips(texts)
+    return np.asarray(optout.contains(ips.ip16, ips.version).to_numpy(zero_copy_only=False), bool) & ips.valid
+
+
+def listed_excerpts(excerpts: pa.Array, optout) -> np.ndarray:
+    """True where a quarantine excerpt spells an address in the opt-out list."""
+    from pipelines.leakcheck import literal_texts   # pure; its address regexes
+    rows, texts = [], []
+    for i, e in enumerate(excerpts.to_pylist()):
+        for t in literal_texts(e or ""):
+            rows.append(i)
+            texts.append(t)
+    hit = np.zeros(len(excerpts), bool)
+    if texts:
+        found = listed_rows(pa.array(texts, pa.string()), optout)
+        hit[np.asarray(rows)[found]] = True
+    return hit

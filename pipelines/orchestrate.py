@@ -94,6 +94,37 @@ def run_weeks(cfg: RunConfig, weeks: list[str], beam_args: list[str], force: boo
     return sorted(outcomes, key=lambda o: o.week)
 
 
+def apply_optout_state(cfg: RunConfig, exclude: str | None, replace: str | None = None,
+                       drop: str | None = None) -> RunConfig:
+    """``cfg`` with OUT's recorded opt-out list as its list, after adding
+    ``exclude`` (or replacing/dropping, when asked) to the record. Call
+    under the run lock (pipelines/optout_state.py)."""
+    from pipelines.optout_state import apply, describe
+    path, res = apply(cfg.out, exclude, replace, drop)
+    log.info(describe(res), extra={"optout_change": res.change.value})
+    return dataclasses.replace(cfg, exclude=path)
+
+
+def reapply_optout(cfg: RunConfig, raw_gone_only: bool = True) -> list[tuple[str, dict]]:
+    """Apply ``cfg.exclude`` (OUT's recorded list) to published weeks made
+    with another list that will not be rerun: those without raw files
+    (``raw_gone_only``), or every such week (``render``, which reads no raw
+    files). [(week, new manifest)] (pipelines/optout_reapply.py)."""
+    from pipelines.optout_reapply import pending, reapply_week
+    from pipelines.state import optout_digest
+    if not cfg.exclude:
+        return []
+    digest = optout_digest(cfg.exclude)
+    only = (lambda w: not os.path.isdir(os.path.join(cfg.raw, w))) if raw_gone_only else None
+    done = []
+    for w in pending(cfg.out, digest, only):
+        m = reapply_week(cfg.out, w, cfg.exclude, digest)
+        r = m["optout_reapplied"][-1]
+        log.info("opt-out applied to a published week", extra={"week": w, **r})
+        done.append((w, m))
+    return done
+
+
 def _record_last_run(out: str, week: str) -> None:
     # Operational state, kept apart from the manifest so that published
     # outputs never depend on the clock.

@@ -19,7 +19,7 @@ from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.coders import register as register_coder
-from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, Normalize
+from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, ExcludeOptedOut, Normalize
 from pipelines.transforms.keys import HostKeyStats
 from pipelines.transforms.enrich import EnrichGeoAsn, FlagResponders, IdentifyProducts
 from pipelines.transforms.read import QUARANTINE as READ_QUARANTINE
@@ -47,13 +47,16 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
     written = enriched | "WriteClean" >> WriteClean(staging, cfg.partition_ports)
     aggregated = enriched | "Aggregate" >> Aggregate(staging, cfg.week, cfg.k, spill)
     key_stats = enriched | "HostKeyStats" >> HostKeyStats(staging, cfg.week, cfg.out, cfg.k)
-    quarantine_counts = ((read[READ_QUARANTINE], norm[QUARANTINE])
-                         | "AllQuarantine" >> beam.Flatten()
-                         | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week))
+    quarantine = (read[READ_QUARANTINE], norm[QUARANTINE]) | "AllQuarantine" >> beam.Flatten()
+    screened_counts = ()
+    if cfg.exclude:   # a quarantined record that spells a listed address is excluded, not kept
+        screened = quarantine | "ExcludeOptedOut" >> ExcludeOptedOut(cfg.exclude)
+        quarantine, screened_counts = screened[QUARANTINE], (screened[COUNTS],)
+    quarantine_counts = quarantine | "WriteQuarantine" >> WriteQuarantine(staging, cfg.week)
     # Every branch feeds the manifest, the one final transform: DaskRunner
     # computes only the last transform and what feeds it (docs/SCALING.md), so
     # a side branch that fed nothing would silently never run there.
-    counts = ((norm[COUNTS], dedup[COUNTS], quarantine_counts, aggregated, key_stats)
+    counts = ((norm[COUNTS], dedup[COUNTS], *screened_counts, quarantine_counts, aggregated, key_stats)
               | "AllCounts" >> beam.Flatten())
     _ = ({"reports": read[REPORTS], "counts": counts, "written": written}
          | "WriteManifest" >> WriteManifest(staging, cfg.week, cfg.run_info()))

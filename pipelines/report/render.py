@@ -160,7 +160,12 @@ def render_site(out: str, site: str, build_date: str | None = None, k: int = DEF
                 before_swap=None, site_config: str | None = None) -> dict[str, bytes]:
     """Build the site from ``out`` and write it to ``site``; returns the files.
     ``site_config``: TOML file with the [site] table (default: the demo's)."""
+    from pipelines.leakcheck import check_build
+    from pipelines.week import published_weeks
     files = build_site(out, build_date, k, load_plan(plan_path), from_clean,
                        identity=load_site_config(site_config))
+    # The last look before anything is written: a build that names an
+    # address of its weeks (or any address/MAC/DN shape) is never swapped in.
+    check_build(files, out, published_weeks(out))
     write_site(files, site, before_swap)
     return files

@@ -171,3 +171,49 @@ def quarantine_counts(t: pa.Table) -> dict:
         f["reasons"][row["reason"]] = f["reasons"].get(row["reason"], 0) + row["reason_count"]
     return {"files": out}
 
+
+
+class _ScreenQuarantineFn(beam.DoFn):
+    def __init__(self, optout_path: str):
+        self.optout_path = optout_path
+        self.optout = None
+        self.excluded = Metrics.counter("portcensus", "records_excluded")
+
+    def setup(self):
+        from pipelines.optout import load_optout
+        self.optout = load_optout(self.optout_path)
+
+    def process(self, batch: pa.RecordBatch):
+        from pipelines.optout import listed_excerpts
+        hit = listed_excerpts(batch.column("excerpt"), self.optout)
+        if not hit.any():
+            yield QUARANTINE, batch
+            return
+        self.excluded.inc(int(hit.sum()))
+        yield COUNTS, {"files": _excluded_counts(_count_files(batch.column("source_file").filter(pa.array(hit))), {})}
+        if not hit.all():
+            yield QUARANTINE, batch.filter(pa.array(~hit))
+
+
+def _count_files(files: pa.Array) -> dict[str, int]:
+    import pyarrow.compute as pc
+    return {v["values"].as_py(): v["counts"].as_py() for v in pc.value_counts(files)}
+
+
+class ExcludeOptedOut(beam.PTransform):
+    """Quarantine batches (reader and validation) -> {quarantine: the batches
+    without rows whose excerpt names an address of the opt-out list, counts:
+    {"files": {name: {"excluded": n, "excluded_reasons": {"optout": n}}}}}.
+
+    A record the reader could not parse has no address column to exclude it
+    by before validation (Normalize does that for the others), but its
+    excerpt may still spell the host's address: such a row is counted as
+    excluded and never written to the quarantine Parquet."""
+
+    def __init__(self, optout_path: str):
+        super().__init__()
+        self.fn = _ScreenQuarantineFn(optout_path)
+
+    def expand(self, batches):
+        tagged = batches | "Screen" >> beam.ParDo(self.fn)
+        return split_by_kind(tagged, (QUARANTINE, COUNTS), "Split")

@@ -43,6 +43,17 @@ a list of ``[[rule]]`` tables::
   A template that expands to nothing leaves the field absent.
 * ``os_family`` and ``device_type`` are closed vocabularies (below), so the
   site can group by them without free text creeping in.
+* ``cpe_version`` (optional, beside ``cpe``) is a literal CPE version
+  component (``*``, ``-`` or version-shaped) used instead of the identified
+  version.
+
+The engine (``RuleSet.first_match``) answers what trying every rule in file
+order would (``first_match_linear``, the reference) but tries only the rules
+whose required literal the subject holds (``rule_index.py``), so the cost
+per subject follows the candidate rules, not the file's length. ``starts``
+are later offsets where a product token begins (HTTP); there only anchored
+rules are tried. docs/PROTOCOLS.md has the whole format and how to add a
+product.
 """
 from __future__ import annotations
 
