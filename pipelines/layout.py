@@ -114,11 +114,16 @@ def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[in
     return table, counts
 
 
-def clean_files(out: str, week: str | None = None) -> list[str]:
-    """The clean Parquet files of one published week (or of all), sorted.
+def folder_clean_files(folder: str) -> list[str]:
+    """The clean Parquet files of one week folder (published or staged), sorted.
     Weeks published before the ``port-<P>`` folders (``port=<P>``) are found too."""
+    return sorted(glob.glob(os.path.join(glob.escape(folder), CLEAN_DIR, "*", "*.parquet")))
+
+
+def clean_files(out: str, week: str | None = None) -> list[str]:
+    """The clean Parquet files of one published week (or of all), sorted."""
     if week:
-        return sorted(glob.glob(os.path.join(glob.escape(week_path(out, week)), CLEAN_DIR, "*", "*.parquet")))
+        return folder_clean_files(week_path(out, week))
     files = glob.glob(os.path.join(glob.escape(out), "week=*", CLEAN_DIR, "*", "*.parquet"))
     # Published week folders only, not a fallback swap's week=<W>.old-<id> (pipelines/publish.py).
     return sorted(f for f in files if _WEEK_DIR.match(os.path.basename(os.path.dirname(os.path.dirname(
