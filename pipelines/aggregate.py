@@ -20,7 +20,10 @@ rows count. Output is long format, ``AGG_SCHEMA``: one row per
 
 Only public text reaches an aggregate: the banner dimension is
 ``banner_public`` (redacted), never the raw ``banners`` map, and no address
-column is read at all.
+column is read at all. Every column a dimension is built from passes the
+gate (``scanners/protocols/gate.py``, ``gate_table``) first, whatever wrote
+the clean rows: a value that fails its field's shape is counted under
+``<redacted>`` (``redacted_summary`` sums those hosts for the manifest).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.schema import AGG_SCHEMA  # noqa: E402 (re-exported for the renderer)
+from scanners.protocols.gate import REDACTED, gate_table
 from scanners.protocols.releases import (AGE_BUCKETS, AGE_UNKNOWN, EOL_VALUES, age_bucket, eol_status,
                                          release_info, week_start)
 
@@ -219,6 +223,7 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
         t = t.filter(is_open)
     if t.num_rows == 0:
         return empty()
+    t = gate_table(t)           # no dimension without the gate
     port, ports = _distinct(t.column("port").cast(pa.uint16()), keep_null=True)
     transport, transports = _distinct(t.column("transport"), keep_null=True)
     # (port, transport) as one integer that sorts as the pair does
@@ -280,6 +285,20 @@ def identification_summary(table: pa.Table) -> dict[str, dict[str, int]]:
     for r in rows.select(["port", "transport", "dimension", "value", "hosts_raw"]).to_pylist():
         entry = out.setdefault(f"{r['port']}/{r['transport']}", {"open": 0, **dict.fromkeys(IDENTIFICATION_VALUES, 0)})
         entry["open" if r["dimension"] == "total" else r["value"]] += r["hosts_raw"]
+    return dict(sorted(out.items()))
+
+
+def redacted_summary(table: pa.Table) -> dict[str, int]:
+    """{dimension: hosts (raw)} whose value the gate published as <redacted>,
+    from combined (not yet suppressed) aggregates; dimensions without any
+    are left out."""
+    if table.num_rows == 0:
+        return {}
+    # "<redacted>", or "<product> <redacted>" in the version dimension
+    rows = table.filter(pc.match_substring(table.column("value"), REDACTED))
+    out: dict[str, int] = {}
+    for d, n in zip(rows.column("dimension").to_pylist(), rows.column("hosts_raw").to_pylist()):
+        out[d] = out.get(d, 0) + n
     return dict(sorted(out.items()))
 
 

@@ -5,7 +5,9 @@ runner) and then ``--repeat`` times with ``--direct_running_mode
 multi_threading --direct_num_workers 2``, and compares every published file
 of each repetition with the reference: Parquet row for row (order-free),
 manifests without the source-tree hash, everything else byte for byte.
-Prints one line per repetition and exits 1 if any differs.
+Prints one line per repetition and exits 1 if any differs. The runs go
+through ``process_week``, so they have the guard of pipelines/beam_guard.py
+(docs/SCALING.md: "multi_threading: what lost rows and why it cannot now").
 
 The week: the demo week, ``--bulk`` masscan ``-oD`` records in three gzip
 shards, one ``-oJ`` file whose objects list 3,500 ports each (one line ->

@@ -34,7 +34,8 @@ Beam options: any other --flag is handed to Apache Beam, e.g.
                                   use 2 worker processes
   --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
                                   a dask.distributed cluster (docs/SCALING.md)
-direct_running_mode=multi_threading is refused: it silently lost rows here.
+  --direct_running_mode multi_threading --direct_num_workers 2
+                                  2 threads in one process (not with --shuffle beam)
 Beam options can also sit in the --config file's [beam] table.
 
 exit codes: 0 ok or nothing to do, 1 failed, 2 usage or configuration error
@@ -83,6 +84,14 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="public aggregates: a value seen on fewer than K hosts folds into 'other' (default: 10)")
 
 
+def add_inflation_arg(p: argparse.ArgumentParser) -> None:
+    from scanners.compression import DEFAULT_MAX_INFLATION, INFLATION_FLOOR
+    p.add_argument("--max-inflation", type=float, default=DEFAULT_MAX_INFLATION, metavar="RATIO",
+                   help=f"a file may decompress to at most RATIO times its size (but always "
+                        f"{INFLATION_FLOOR >> 20} MiB); the rest is decompression_limit damage, so a "
+                        f"decompression bomb cannot take the machine down (default: {DEFAULT_MAX_INFLATION:g})")
+
+
 def add_optout_state_args(p: argparse.ArgumentParser) -> None:
     """The only ways to shrink OUT's recorded opt-out list (logged as a warning)."""
     p.add_argument("--drop-optout-entries", metavar="FILE", dest="drop_optout",
@@ -115,6 +124,7 @@ def add_processing_args(p: argparse.ArgumentParser) -> None:
                         "benchmarking ...) instead of excluding them: for scans of a test network only; "
                         "the manifest and the site say so")
     add_settings_args(p)
+    add_inflation_arg(p)
     add_optout_state_args(p)
     p.add_argument("--force", action="store_true",
                    help="process even if inputs, opt-outs, GeoIP data, settings and code are unchanged "
@@ -190,6 +200,7 @@ def add_parsers(sub) -> None:
     ver.add_argument("--week", required=True, help="ISO week, e.g. 2013-W37")
     ver.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
+    add_inflation_arg(ver)
     demo = sub.add_parser("demo", help="write the synthetic demo week (real scanner formats)")
     demo.add_argument("--raw", default=c.DEFAULT_RAW, help=f"raw data root (default: {c.DEFAULT_RAW})")
     demo.add_argument("--week", default="2013-W37", help="week folder to write (default: 2013-W37)")
@@ -204,16 +215,21 @@ DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DEFAULT_DASK_PARTITIONS = 64
 
 
-def beam_args_for(extra: list[str]) -> list[str]:
+def beam_args_for(extra: list[str], shuffle: str = "files") -> list[str]:
     """Beam flags with our defaults: the in-process runner unless one is named.
 
     ``DaskRunner`` is accepted by its short name (Beam 2.77 only knows the
     dotted path), and gets ``--dask_npartitions`` when none is given: Beam's
     Reshuffle does nothing on Dask, so without it a week of fewer than 128
-    files runs as a single task (docs/SCALING.md)."""
-    if "multi_threading" in " ".join(extra):
-        raise c.ConfigError("--direct_running_mode multi_threading is refused: it silently lost rows "
-                            "in our tests; use in_memory (default) or multi_processing")
+    files runs as a single task (docs/SCALING.md).
+
+    multi_threading runs with Beam's periodic data-plane flush turned off
+    (pipelines/beam_guard.py: that flush lost rows); it is refused with
+    ``--shuffle beam``, which sends every row through that data plane and was
+    the path that lost them (docs/SCALING.md)."""
+    if shuffle != "files" and "multi_threading" in " ".join(extra):
+        raise c.ConfigError(f"--direct_running_mode multi_threading is refused with --shuffle {shuffle}: "
+                            "use --shuffle files (the default) or another running mode")
     if any(a == "--dry_run" or a.startswith("--dry_run=") for a in extra):
         # Beam's own --dry_run (Dataflow: do not submit) would not stop us from publishing
         raise c.ConfigError("--dry_run is a Beam option and would not stop portcensus from processing "
@@ -294,7 +310,8 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
         allow_special_purpose=getattr(args, "allow_special_purpose", False),
         pause_at=os.environ.get(faults.ENV),
         regression_threshold=getattr(args, "regression_threshold", c.DEFAULT_REGRESSION_THRESHOLD),
-        accept_regression=getattr(args, "accept_regression", False)).validate()
+        accept_regression=getattr(args, "accept_regression", False),
+        max_inflation=getattr(args, "max_inflation", 100.0)).validate()
 
 
 def cmd_process(args, extra: list[str]) -> int:
@@ -305,7 +322,7 @@ def cmd_process(args, extra: list[str]) -> int:
     from pipelines.orchestrate import render, run_weeks, site_is_stale
 
     cfg = config_from(args)
-    beam_args = beam_args_for(extra)
+    beam_args = beam_args_for(extra, cfg.shuffle)
     if not args.no_site:
         # Checked before any week runs: a site is never built without a contact.
         from pipelines.report.identity import SiteConfigError, load_site_config
@@ -400,9 +417,9 @@ def cmd_status(args) -> int:
 def cmd_verify(args) -> int:
     from pipelines.logs import Progress
     from pipelines.verify import format_checks, verify_week
-    checks = verify_week(args.raw, args.week, progress=Progress())
+    checks = verify_week(args.raw, args.week, progress=Progress(), max_inflation=args.max_inflation)
     if args.json:
-        print(json.dumps([dict(vars(ch), ok=ch.ok) for ch in checks], indent=2))
+        print(json.dumps([dict(vars(ch), ok=ch.ok, bytes_hold=ch.bytes_hold) for ch in checks], indent=2))
     else:
         print(format_checks(checks))
     return EXIT_OK if all(ch.ok for ch in checks) else EXIT_DAMAGED

@@ -67,6 +67,9 @@ class RunConfig:
     # share), more damaged files or lower coverage is refused unless accepted.
     regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     accept_regression: bool = False
+    # A file may decompress to at most max(256 MiB, this x its size): a bomb
+    # becomes decompression_limit damage, not an outage (issue 13).
+    max_inflation: float = 100.0
 
     def validate(self) -> "RunConfig":
         from pipelines.discover import DiscoveryError, check_week
@@ -97,6 +100,9 @@ class RunConfig:
                               f"not {self.regression_threshold}")
         if self.k < 1:
             raise ConfigError(f"-k must be at least 1, not {self.k}")
+        if not self.max_inflation >= 1:
+            raise ConfigError(f"--max-inflation must be at least 1 (decompressed/compressed), "
+                              f"not {self.max_inflation}")
         th = self.responders
         if th.min_hosts < 2 or not 0 < th.min_share <= 1 or th.many_ports < 2:
             raise ConfigError("responder thresholds: --responder-min-hosts >= 2, "

@@ -80,8 +80,9 @@ class Hit:
 @dataclasses.dataclass(frozen=True)
 class WeekAddresses:
     """The published weeks' input addresses as integers: IPv4 as 32-bit
-    values, IPv6 as 128-bit ones (``::ffff:a.b.c.d`` rows count as IPv4)."""
-    v4: frozenset[int] = frozenset()
+    values (a frozenset, or a sorted numpy array from ``from_out``), IPv6 as
+    128-bit ones (``::ffff:a.b.c.d`` rows count as IPv4)."""
+    v4: "frozenset[int] | object" = frozenset()
     v6: frozenset[int] = frozenset()
 
     @classmethod
@@ -96,23 +97,49 @@ class WeekAddresses:
     def from_out(cls, out: str, weeks: list[str]) -> "WeekAddresses":
         """Every address in the clean rows of ``weeks`` under ``out``, plus
         every address spelled in their quarantine excerpts (the records that
-        failed validation are input too)."""
+        failed validation are input too).
+
+        Clean rows are read as their 16-byte ``ip_bytes`` column and turned
+        into integers with numpy: a week of millions of addresses must not
+        become millions of Python strings (IPv4 stays a sorted uint32 array,
+        looked up with ``searchsorted``). Weeks written before ``ip_bytes``
+        fall back to the ``ip`` text."""
+        import numpy as np
         import pyarrow.compute as pc
         import pyarrow.dataset as ds
         texts: list[str] = []
+        v4_parts, v6 = [], set()
         for week in weeks:
             folder = os.path.join(out, f"week={week}")
-            for sub, column in (("clean", "ip"), ("quarantine", "excerpt")):
-                path = os.path.join(folder, sub)
-                if not os.path.isdir(path):
-                    continue
-                col = ds.dataset(path, format="parquet").to_table(columns=[column]).column(column)
+            clean = os.path.join(folder, "clean")
+            if os.path.isdir(clean):
+                data = ds.dataset(clean, format="parquet")
+                if "ip_bytes" in data.schema.names:
+                    col = pc.drop_null(data.to_table(columns=["ip_bytes"]).column("ip_bytes")).combine_chunks()
+                    raw = np.frombuffer(col.buffers()[1], np.uint8, count=len(col) * 16,
+                                        offset=col.offset * 16).reshape(-1, 16) if len(col) else np.zeros((0, 16), np.uint8)
+                    mapped = (raw[:, :10] == 0).all(axis=1) & (raw[:, 10] == 0xFF) & (raw[:, 11] == 0xFF)
+                    v4_parts.append(raw[mapped, 12:].copy().view(">u4").ravel().astype(np.uint32))
+                    v6.update(int.from_bytes(bytes(r), "big") for r in raw[~mapped])
+                else:
+                    col = data.to_table(columns=["ip"]).column("ip")
+                    texts.extend(v for v in pc.unique(col).to_pylist() if v)
+            quarantine = os.path.join(folder, "quarantine")
+            if os.path.isdir(quarantine):
+                col = ds.dataset(quarantine, format="parquet").to_table(columns=["excerpt"]).column("excerpt")
                 texts.extend(v for v in pc.unique(col).to_pylist() if v)
-        return cls.from_texts(texts)
+        spelled = cls.from_texts(texts)
+        v4 = np.unique(np.concatenate(v4_parts + [np.fromiter(spelled.v4, np.uint32, len(spelled.v4))]))
+        return cls(v4, frozenset(v6 | set(spelled.v6)))
 
     def __contains__(self, item: tuple[int, int]) -> bool:
         version, value = item
-        return value in (self.v4 if version == 4 else self.v6)
+        if version != 4:
+            return value in self.v6
+        if isinstance(self.v4, (set, frozenset)):
+            return value in self.v4
+        i = int(self.v4.searchsorted(value))      # a sorted numpy array (from_out)
+        return i < len(self.v4) and int(self.v4[i]) == value
 
 
 _V4_LITERAL = re.compile(r"(?<![0-9])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![0-9])")

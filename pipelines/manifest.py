@@ -4,6 +4,10 @@ For every input file and for the week:
 
     read == accepted + quarantined + excluded + merged
 
+and for every input file its bytes (``bytes_identity``, issue 13): the raw
+bytes are decoded or in a damaged range, the decompressed bytes are in lines
+the readers judged or in a damaged range.
+
 ``read`` and ``quarantined_at_read`` come from the reader, ``quarantined``
 adds what validation refused, ``excluded`` is the opt-out count, and
 ``accepted``/``merged`` come from the dedup stage. They are counted in
@@ -58,7 +62,12 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
             "damaged": bool(rep["damage"]),
             "damage": rep["damage"],
         }
-        entry["identity_holds"] = entry["read"] == sum(entry[k] for k in COUNT_KEYS[1:])
+        if "bytes_accounting" in rep:   # issue 13: bytes are accounted too
+            entry["bytes_accounting"] = rep["bytes_accounting"]
+            entry["salvage"] = rep.get("salvage", [])
+            entry["bytes_identity_holds"] = bytes_identity(rep["bytes_accounting"], rep["damage"])
+        entry["identity_holds"] = (entry["read"] == sum(entry[k] for k in COUNT_KEYS[1:])
+                                   and entry.get("bytes_identity_holds", True))
         for k in COUNT_KEYS:
             totals[k] += entry[k]
         for r, n in entry["quarantine_reasons"].items():
@@ -82,6 +91,8 @@ def build_manifest(week: str, reports: list[dict], counts: dict, written: dict,
         "time": {"first_seen": iso_us(seen[0]), "last_seen": iso_us(seen[1]),
                  "window": run_info.get("week_window")},
         "identification": identification_shares(counts.get("identification", {})),
+        # hosts per aggregate dimension whose value the public gate refused (gate.py)
+        "public_redacted": counts.get("public_redacted", {}),
         "observations": written,
         "run": run_info,
         "files": files,
@@ -122,14 +133,37 @@ def identification_shares(by_port: dict) -> dict:
     return out
 
 
+def bytes_identity(accounts: dict, damage: list[dict]) -> bool:
+    """Every byte of a file is accounted for (issue 13):
+
+    * raw: ``discovered_bytes == raw_decoded + sum(length of compressed damage)``
+      and the decompressor saw every byte read (``raw_bytes == read_bytes``);
+    * decompressed: ``decompressed_bytes == record_bytes + sum(length of the
+      other damage)``, and no reader stopped early (``unread_bytes`` is 0).
+
+    The counts come from different layers (reader, decompressor, line
+    splitter), so a layer that drops bytes breaks it. A file never opened
+    (a FIFO, a bad link) holds no bytes to account for."""
+    if "decompressed_bytes" not in accounts:
+        return not accounts.get("read_bytes") and not accounts.get("discovered_bytes")
+    raw_lost = sum(d.get("length") or 0 for d in damage if d.get("compressed"))
+    lost = sum(d.get("length") or 0 for d in damage if not d.get("compressed"))
+    return (accounts["discovered_bytes"] == accounts["raw_decoded"] + raw_lost
+            and accounts["raw_bytes"] == accounts["read_bytes"]
+            and accounts["decompressed_bytes"] == accounts.get("record_bytes", 0) + lost
+            and not accounts.get("unread_bytes"))
+
+
 def check_identity(manifest: dict) -> None:
     if not manifest["totals"]["identity_holds"]:
         bad = [f["file"] for f in manifest["files"] if not f["identity_holds"]]
         t = manifest["totals"]
+        unaccounted = [f["file"] for f in manifest["files"] if not f.get("bytes_identity_holds", True)]
         raise IdentityError(
             f"accounting identity failed for week {manifest['week']}: read {t['read']} != "
             f"accepted {t['accepted']} + quarantined {t['quarantined']} + excluded {t['excluded']}"
-            f" + merged {t['merged']} (files: {', '.join(bad) or 'totals only'})")
+            f" + merged {t['merged']} (files: {', '.join(bad) or 'totals only'})"
+            + (f"; bytes not all accounted in: {', '.join(unaccounted)}" if unaccounted else ""))
 
 
 def dumps(manifest: dict) -> str:

@@ -13,8 +13,9 @@ UserScore example. Every stage is a named PTransform in pipelines/transforms/.
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
+from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import discover
 from pipelines.transforms.aggregate import Aggregate
@@ -36,7 +37,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at))
+            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at, cfg.max_inflation))
     spill = shuffle_dir if cfg.shuffle == "files" else None
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.normalize_limits(), cfg.exclude, spill)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows)
@@ -66,5 +67,7 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
                  shuffle_dir: str | None = None) -> None:
     """Build and run the pipeline to completion (raises on failure)."""
     options = PipelineOptions(beam_args)
+    # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)
+    disable_timed_flush(options.view_as(DirectOptions).direct_running_mode)
     with beam.Pipeline(options=options) as p:
         build(p, cfg, staging, shuffle_dir)

@@ -91,6 +91,14 @@ class DamageKind(str, enum.Enum):
     BAD_RECORD_TYPE = "bad_record_type"              # -oB: unknown type byte, stream lost
     UNKNOWN_FORMAT = "unknown_format"                # no reader recognises the content
     READ_ERROR = "read_error"                        # the file system failed
+    # issue 13: bounded reading, salvage and discovery
+    DECOMPRESSION_LIMIT = "decompression_limit"      # output passed the per-file ceiling (a bomb)
+    RECORD_CUT_BY_DAMAGE = "record_cut_by_damage"    # a line cut by a fault or after a resync point
+    NOT_A_REGULAR_FILE = "not_a_regular_file"        # FIFO, device, socket: never opened
+    OUTSIDE_RAW = "outside_raw"                      # a symlink leading out of the raw folder
+    SYMLINK_LOOP = "symlink_loop"                    # a symlink that resolves to itself
+    DANGLING_LINK = "dangling_link"                  # a symlink to nothing
+    UNREADABLE_FOLDER = "unreadable_folder"          # a folder discovery could not list
 
 
 class ObservationStatus(str, enum.Enum):

@@ -42,6 +42,8 @@ class Damage:
     kind: DamageKind
     offset: int | None
     detail: str
+    length: int | None = None     # bytes of the damaged range (issue 13: bytes are accounted)
+    compressed: bool = False      # offset/length count raw (compressed) bytes, not decompressed ones
 
 
 @dataclasses.dataclass
@@ -69,8 +71,9 @@ class ReadContext:
         q["detail"].append(detail)
         q["excerpt"].append(excerpt(data))
 
-    def damage(self, kind: DamageKind, offset: int | None, detail: str) -> None:
-        self.damages.append(Damage(DamageKind(kind), offset, detail))
+    def damage(self, kind: DamageKind, offset: int | None, detail: str, *,
+               length: int | None = None, compressed: bool = False) -> None:
+        self.damages.append(Damage(DamageKind(kind), offset, detail, length, compressed))
 
     @property
     def damaged(self) -> bool:

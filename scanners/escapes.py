@@ -137,3 +137,45 @@ def banner_text_column(arr: pa.Array) -> tuple[pa.StringArray, pa.BooleanArray]:
         return pc.take(texts, enc.indices), pc.take(flags, enc.indices)
     fallback = pc.if_else(arr.is_valid(), False, pa.scalar(None, pa.bool_()))
     return text, fallback
+
+
+# -- the public side: characters no published banner may carry raw -----------
+# C0 (but \n and \t, which public banners use as line and field breaks), DEL,
+# C1 (U+0080-U+009F: the 8-bit CSI U+009B moves a terminal's cursor just as
+# ESC [ does), NEL/LS/PS (U+0085, U+2028, U+2029: line breaks to JavaScript
+# and some CSV readers), the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069: they reorder what a reader sees, "Trojan
+# Source"), the marks U+200E/U+200F/U+061C, and the noncharacters
+# (U+FDD0-U+FDEF and the last two code points of every plane). Each comes out
+# as a ``\uXXXX`` (``\U00XXXXXX`` beyond the BMP) text escape.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                     "\u2066-\u2069\ufdd0-\ufdef\ufffe\uffff"
+                     + "".join(f"{chr(p * 0x10000 + 0xfffe)}{chr(p * 0x10000 + 0xffff)}" for p in range(1, 17))
+                     + "]")
+# Invisible characters that only serve to split a token so that a pattern
+# misses it ("10.20\u200b.16.40"): dropped before anything is matched.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff]")
+
+
+def _escape_char(m: re.Match) -> str:
+    cp = ord(m.group(0))
+    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+def escape_unsafe(text: str) -> str:
+    """Text with every character of ``_UNSAFE`` written as a ``\\uXXXX`` escape.
+
+    >>> escape_unsafe("a\\x1b[31mb\\u202ec\\x9b")
+    'a\\\\u001b[31mb\\\\u202ec\\\\u009b'
+
+    Idempotent (an escape is plain ASCII); everything else passes unchanged."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def drop_invisible(text: str) -> str:
+    """Text without zero-width and other invisible format characters."""
+    return _INVISIBLE.sub("", text)
+
+
+def has_unsafe(text: str) -> bool:
+    return _UNSAFE.search(text) is not None

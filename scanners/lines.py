@@ -20,6 +20,8 @@ import numpy as np
 
 from pipelines.schema import DamageKind, QuarantineReason as Q
 
+from scanners.rawbuf import Gap, Skipped
+
 if TYPE_CHECKING:
     from scanners.base import ReadContext
 
@@ -53,7 +55,7 @@ def line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext, *, max_record: int,
+def iter_blocks(chunks: Iterable[bytes | Gap | Skipped], ctx: ReadContext, *, max_record: int,
                 block_bytes: int = BLOCK_BYTES,
                 on_oversized: Callable[[int], None] | None = None) -> Iterator[Block]:
     """Blocks of about ``block_bytes`` of whole lines, then the final piece
@@ -66,17 +68,55 @@ def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext, *, max_record: int,
     it, that is ``PARTIAL_LAST_RECORD`` damage as for any unfinished line.
     Lines, offsets, quarantines and damage do not depend on how the input is
     cut into chunks.
+
+    A ``Gap`` (``scanners.compression``: bytes were lost there) ends the line
+    it cuts, which is ``record_cut_by_damage`` damage, not a record; after a
+    mid-stream resync the first partial line is damage too, and in a segment
+    whose history was lost, so is every line holding a NUL byte. The bytes of
+    lines handed on (or quarantined as oversized) are added to
+    ``ctx.facts['record_bytes']``: with the damaged ranges they must add up
+    to the decompressed size (the byte identity, pipelines/manifest.py).
     """
     parts: list[bytes] = []
     size = base = 0       # base: offset of parts[0][0] in the decompressed file
     skipping = None       # offset of the oversized line being skipped, if any
+    cutting = None        # offset where a line cut by a resync began, if any
+    nul = False           # this segment's history was lost: lines with NUL are damage
+    acct = _Bytes(ctx)
     for chunk in chunks:
+        if isinstance(chunk, Skipped):
+            base += chunk.length
+            continue
+        if isinstance(chunk, Gap):
+            whole, buf = _cut_after_last_newline(parts)
+            if whole:
+                yield from _within_limit(base, whole, True, ctx, max_record, on_oversized, nul, acct)
+                base += len(whole)
+            if cutting is not None or buf:
+                start = base if cutting is None else cutting
+                acct.damage(start, base + len(buf) - start, "line cut by damage in the compressed stream")
+            base += len(buf)
+            parts, size, skipping = [], 0, None
+            cutting = None if chunk.clean else base
+            nul = chunk.unknown_window
+            chunk.info["offset"] = base
+            chunk.info["records_before"] = ctx.records_read
+            continue
         if skipping is not None:
             nl = chunk.find(b"\n")
             if nl < 0:
                 base += len(chunk)
+                acct.records += len(chunk)
                 continue
+            acct.records += nl + 1
             base, chunk, skipping = base + nl + 1, chunk[nl + 1:], None
+        if cutting is not None:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                base += len(chunk)
+                continue
+            acct.damage(cutting, base + nl + 1 - cutting, "first line after a resync point: its start was lost")
+            base, chunk, cutting = base + nl + 1, chunk[nl + 1:], None
         if not chunk:
             continue
         parts.append(chunk)
@@ -85,19 +125,46 @@ def iter_blocks(chunks: Iterable[bytes], ctx: ReadContext, *, max_record: int,
             continue
         whole, buf = _cut_after_last_newline(parts)
         if whole:
-            yield from _within_limit(base, whole, True, ctx, max_record, on_oversized)
+            yield from _within_limit(base, whole, True, ctx, max_record, on_oversized, nul, acct)
             base += len(whole)
         if len(buf) > max_record:   # its newline need not be awaited: the line is too long already
             _oversized(ctx, base, buf, max_record, on_oversized)
+            acct.records += len(buf)
             base, buf, skipping = base + len(buf), b"", base
         parts, size = ([buf] if buf else []), len(buf)
     if skipping is not None:
         _ends_inside_line(ctx, skipping)
+    if cutting is not None:
+        acct.damage(cutting, base - cutting, "first line after a resync point: its start was lost")
     whole, buf = _cut_after_last_newline(parts)
     if whole:
-        yield from _within_limit(base, whole, True, ctx, max_record, on_oversized)
+        yield from _within_limit(base, whole, True, ctx, max_record, on_oversized, nul, acct)
     if buf:
-        yield from _within_limit(base + len(whole), buf, False, ctx, max_record, on_oversized)
+        yield from _within_limit(base + len(whole), buf, False, ctx, max_record, on_oversized, nul, acct)
+
+
+class _Bytes:
+    """Byte accounting of one pass over a file's lines (see ``iter_blocks``)."""
+
+    def __init__(self, ctx: ReadContext):
+        self.ctx = ctx
+        ctx.facts.setdefault("record_bytes", 0)
+
+    @property
+    def records(self) -> int:
+        return self.ctx.facts["record_bytes"]
+
+    @records.setter
+    def records(self, n: int) -> None:
+        self.ctx.facts["record_bytes"] = n
+
+    def damage(self, offset: int, length: int, detail: str) -> None:
+        last = self.ctx.damages[-1] if self.ctx.damages else None
+        if (last is not None and last.kind == DamageKind.RECORD_CUT_BY_DAMAGE and not last.compressed
+                and last.offset + last.length == offset):   # one range, not one entry per line
+            last.length += length
+            return
+        self.ctx.damage(DamageKind.RECORD_CUT_BY_DAMAGE, offset, detail, length=length)
 
 
 def _cut_after_last_newline(parts: list[bytes]) -> tuple[bytes, bytes]:
@@ -120,25 +187,43 @@ def _cut_after_last_newline(parts: list[bytes]) -> tuple[bytes, bytes]:
 
 
 def _within_limit(offset: int, data: bytes, complete: bool, ctx: ReadContext, max_record: int,
-                  on_oversized) -> Iterator[Block]:
-    """``data`` as one block, or as the blocks between its oversized lines."""
+                  on_oversized, nul: bool = False, acct: _Bytes | None = None) -> Iterator[Block]:
+    """``data`` as one block, or as the blocks between its oversized lines
+    (and, when ``nul``, its lines holding a NUL byte)."""
     starts, ends = line_spans(data)
+    big = ends - starts > max_record
+    special = np.flatnonzero(big)
+    if nul:
+        zeros = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
+        if len(zeros):
+            special = np.union1d(special, np.searchsorted(ends, zeros, side="right"))
     lo = 0
-    for j in np.flatnonzero(ends - starts > max_record).tolist():
+    for j in special.tolist():
         if j > lo:
-            yield _sub_block(offset, data, starts, ends, lo, j)
-        _oversized(ctx, offset + int(starts[j]), data[starts[j]:ends[j]], max_record, on_oversized)
-        if not complete:
-            _ends_inside_line(ctx, offset)
+            yield _sub_block(offset, data, starts, ends, lo, j, acct)
+        s, e = int(starts[j]), int(ends[j])
+        if big[j]:
+            _oversized(ctx, offset + s, data[s:e], max_record, on_oversized)
+            if acct is not None:
+                acct.records += e - s + (j < len(ends) - 1 or complete)
+            if not complete:
+                _ends_inside_line(ctx, offset)
+        else:
+            acct.damage(offset + s, e - s + (j < len(ends) - 1 or complete),
+                        "line refers to history lost with the damage (NUL bytes)")
         lo = j + 1
     if lo == 0:
+        if acct is not None:
+            acct.records += len(data)
         yield Block(offset, data, starts, ends, complete)
     elif lo < len(starts):   # a piece without newline is one line: it never gets here
-        yield _sub_block(offset, data, starts, ends, lo, len(starts))
+        yield _sub_block(offset, data, starts, ends, lo, len(starts), acct)
 
 
-def _sub_block(offset: int, data: bytes, starts, ends, lo: int, hi: int) -> Block:
-    s, e = int(starts[lo]), int(ends[hi - 1]) + 1
+def _sub_block(offset: int, data: bytes, starts, ends, lo: int, hi: int, acct=None) -> Block:
+    s, e = int(starts[lo]), min(int(ends[hi - 1]) + 1, len(data))
+    if acct is not None:
+        acct.records += e - s
     return Block(offset + s, data[s:e], starts[lo:hi] - s, ends[lo:hi] - s, True)
 
 
@@ -157,6 +242,7 @@ def iter_lines(chunks: Iterable[bytes], ctx: ReadContext,
     A final line without ``\\n`` goes to ``on_partial(offset, data)`` if given
     (formats whose records are single lines decide themselves whether a
     missing newline means truncation), else it is yielded like the others.
+    Empty lines are skipped (every reader skips them anyway).
     Lines longer than ``max_record`` are quarantined as in ``iter_blocks``.
     """
     for b in iter_blocks(chunks, ctx, max_record=max_record, block_bytes=block_bytes):
@@ -164,7 +250,9 @@ def iter_lines(chunks: Iterable[bytes], ctx: ReadContext,
             on_partial(b.offset, b.data)
             continue
         data, base = b.data, b.offset
-        for s, e in zip(b.starts.tolist(), b.ends.tolist()):
+        keep = b.ends > b.starts   # empty lines are not handed on: a 1 GiB run of newlines costs no Python loop
+        starts, ends = (b.starts, b.ends) if keep.all() else (b.starts[keep], b.ends[keep])
+        for s, e in zip(starts.tolist(), ends.tolist()):
             yield base + s, data[s:e]
 
 

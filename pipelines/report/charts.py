@@ -1,140 +1,244 @@
-"""Charts drawn at build time as inline SVG: readable without JavaScript,
-printable, and as deterministic as the numbers behind them.
+"""The site's pictures as data: each ``Chart`` holds the numbers it draws (a
+``DataTable``, published as CSV/JSON like every table), a text alternative
+that says what the picture shows, and its SVG drawn by matplotlib
+(pipelines/report/plots.py). Charts are published as files,
+``charts/<scope>/<slug>.svg`` beside a Vega-Lite spec ``<slug>.json``, so
+others can embed them; pages show them with ``<img>``.
 
-Every text (labels come from banners and fingerprint rules) goes through
-``markupsafe.escape``; colours and shapes are presentation attributes rather
-than ``style`` so the page's Content-Security-Policy (no inline styles)
-holds. Series differ by marker shape and dash pattern as well as colour, so
-the charts survive grey-scale printing and colour blindness.
+    c = ports_chart(ix)                    # Open hosts per port, one week
+    c = shares_chart(weeks, i, key)        # share of the top versions over the weeks
+    c = sparklines_chart(weeks, i)         # one small line per port
+    c = map_chart(ix)                      # open services per country
+    c = age_chart(ix, key)                 # age of the versions at scan time
+
+Inputs are ``pages.WeekIndex`` objects (anything with ``week``, ``k``,
+``values(key, dim)``, ``total(key)`` and ``paged()``).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import re
 
-from markupsafe import Markup, escape
+from pipelines.aggregate import OTHER
+from pipelines.report import plots
+from pipelines.report.context import Chart, Column, DataTable
+from pipelines.report.filters import intcomma, pct
+from scanners.escapes import escape_unsafe
 
-from pipelines.report.filters import clip, intcomma
-
-PALETTE = ("#1f5fa8", "#c2410c", "#2f7d32", "#7b2cbf", "#b91c1c", "#0e7490", "#a16207", "#4b5563")
-DASHES = ("", "6 3", "2 3", "8 3 2 3", "4 4", "1 2", "10 4", "3 6")
-LABEL_CHARS = 40
-
-
-def nice_max(value: int) -> int:
-    """The smallest 1/2/2.5/5 x 10^n at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1
-    exp = 10 ** int(math.floor(math.log10(value)))
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * exp
-        if top >= value:
-            return int(math.ceil(top))
-    return 10 * exp
+BAR_PORTS = 15
+SHARE_SERIES = 5
+SPARK_PORTS = 12
+AGES = ("<1y", "1-3y", "3-5y", "5-10y", ">=10y", "unknown")
+VEGA = "https://vega.github.io/schema/vega-lite/v5.json"
+_VIEWBOX = re.compile(rb'viewBox="0 0 ([\d.]+) ([\d.]+)"')
 
 
-def ticks(top: int, n: int = 4) -> list[int]:
-    """n+1 evenly spaced integer ticks from 0 to ``top`` (duplicates dropped)."""
-    return sorted({round(top * i / n) for i in range(n + 1)})
+def _size(svg: bytes) -> tuple[int, int]:
+    m = _VIEWBOX.search(svg)
+    return (round(float(m.group(1))), round(float(m.group(2)))) if m else (0, 0)
 
 
-def _f(x: float) -> str:
-    return f"{x:.1f}"
+def _chart(slug, scope, title, alt, svg, data, kind, note="") -> Chart:
+    w, h = _size(svg)
+    # alt text names values (banners among them): unsafe code points escaped as on every page
+    return Chart(slug=slug, scope=scope, title=escape_unsafe(title), alt=escape_unsafe(alt), svg=svg, data=data,
+                 kind=kind, width=w, height=h, note=note)
 
 
-def _marker(i: int, x: float, y: float, colour: str) -> str:
-    shape = i % 4
-    if shape == 0:
-        return f'<circle cx="{_f(x)}" cy="{_f(y)}" r="3.5" fill="{colour}"/>'
-    if shape == 1:
-        return f'<rect x="{_f(x - 3.2)}" y="{_f(y - 3.2)}" width="6.4" height="6.4" fill="{colour}"/>'
-    if shape == 2:
-        return (f'<path d="M{_f(x)} {_f(y - 4.2)} L{_f(x + 4)} {_f(y + 3)} L{_f(x - 4)} {_f(y + 3)} Z" '
-                f'fill="{colour}"/>')
-    return (f'<path d="M{_f(x)} {_f(y - 4.5)} L{_f(x + 4.5)} {_f(y)} L{_f(x)} {_f(y + 4.5)} '
-            f'L{_f(x - 4.5)} {_f(y)} Z" fill="{colour}"/>')
+def _listing(items: list[tuple[str, int]], n: int = 5) -> str:
+    shown = "; ".join(f"{lab} {intcomma(v)}" for lab, v in items[:n])
+    return shown + ("; and more in the table" if len(items) > n else "")
 
 
-def line_chart(x_labels: list[str], series: list[tuple[str, list[int | None]]], title: str,
-               uid: str, width: int = 760, plot_height: int = 220) -> Markup:
-    """Lines over weeks: ``series`` = [(label, [value per x or None])].
-    A None (no data: the value was below k or absent) breaks the line."""
-    left, right, top_pad = 64, 48, 28   # room for the last week label, centred on its point
-    legend_h = 20 * len(series) + 8
-    height = top_pad + plot_height + 40 + legend_h
-    w = width - left - right
-    peak = max([v for _, vs in series for v in vs if v is not None] or [0])
-    top = nice_max(peak)
-    n = len(x_labels)
+def ports_chart(ix, slug: str, scope: str, limit: int = BAR_PORTS) -> Chart:
+    items = [(f"{p}/{t}", ix.total((p, t))[0]) for p, t in ix.paged()[:limit]]
+    title = f"Open hosts per port, {ix.week}" + (f" (top {len(items)})" if len(ix.paged()) > limit else "")
+    data = DataTable(slug=slug, title=title, scope=scope,
+                     columns=(Column("port", "Port"), Column("hosts_raw", "Open hosts", "int", True)),
+                     rows=tuple(items))
+    alt = f"Bar chart, biggest first: {_listing(items)}." if items else "No port had open hosts."
+    return _chart(slug, scope, title, alt, plots.bars(items, title), data, "bars")
 
-    def xpos(i: int) -> float:
-        return left + (w / 2 if n == 1 else w * i / (n - 1))
 
-    def ypos(v: float) -> float:
-        return top_pad + plot_height - plot_height * v / top
+def _dimension(ix, key) -> str:
+    return "version" if any(v != OTHER for v, _, _ in ix.values(key, "version")) else "banner"
 
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-labelledby="{uid}-t" xmlns="http://www.w3.org/2000/svg">',
-           f'<title id="{uid}-t">{escape(title)}</title>']
-    for t in ticks(top):
-        y = ypos(t)
-        out.append(f'<line x1="{left}" x2="{left + w}" y1="{_f(y)}" y2="{_f(y)}" stroke="#d4d4d8" '
-                   f'stroke-width="1"/>')
-        out.append(f'<text x="{left - 8}" y="{_f(y + 4)}" text-anchor="end" font-size="12" '
-                   f'fill="#3f3f46">{escape(intcomma(t))}</text>')
-    # At most ~10 x labels, always the first and the last.
-    every = max(1, math.ceil(n / 10))
-    for i, lab in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
-            out.append(f'<text x="{_f(xpos(i))}" y="{top_pad + plot_height + 18}" text-anchor="middle" '
-                       f'font-size="12" fill="#3f3f46">{escape(lab)}</text>')
-    for si, (label, values) in enumerate(series):
-        colour, dash = PALETTE[si % len(PALETTE)], DASHES[si % len(DASHES)]
-        runs, run = [], []
-        for i, v in enumerate(values):
-            if v is None:
-                if run:
-                    runs.append(run)
-                run = []
+
+def shares_chart(weeks, i: int, key, slug: str | None = None) -> Chart | None:
+    """Each of this week's top versions (or identification strings where no
+    version is known) as a share of the port's open hosts, every week so far."""
+    ix = weeks[i]
+    dim = _dimension(ix, key)
+    top = [v for v, _, _ in ix.values(key, dim) if v != OTHER][:SHARE_SERIES]
+    if i == 0 or not top:
+        return None
+    span = weeks[: i + 1]
+    port, tr = key
+    what = "product versions" if dim == "version" else "identification strings"
+    series, rows = [], []
+    for v in top:
+        per = []
+        for w in span:
+            total = w.total(key)[0]
+            found = [raw for val, raw, _ in w.values(key, dim) if val == v]
+            share = found[0] / total if found and total else None
+            per.append(share)
+            rows.append((w.week, v, found[0] if found else None, share))
+        series.append((v, per))
+    slug = slug or f"port-{port}-{tr}-version-shares"
+    title = f"Share of {port}/{tr} hosts: this week's top {len(top)} {what}, {span[0].week} to {ix.week}"
+    data = DataTable(slug=slug, title=title, scope=ix.week, rows=tuple(rows),
+                     columns=(Column("week", "Week"), Column("value", "Value", "banner"),
+                              Column("hosts_raw", "Hosts", "int", True), Column("share", "Share", "pct", True)),
+                     note=f"\u2014 means fewer than {ix.k} hosts (or none) that week.")
+    moves = "; ".join(f"{v}: {pct(per[0])} in {span[0].week}, {pct(per[-1])} in {ix.week}" for v, per in series)
+    alt = f"Line chart of shares over {len(span)} weeks. {moves}."
+    svg = plots.lines([w.week for w in span], series, title)
+    return _chart(slug, ix.week, title, alt, svg, data, "lines")
+
+
+def sparklines_chart(weeks, i: int, slug: str = "port-sparklines") -> Chart | None:
+    """Open hosts of this week's biggest ports, every week so far, one small line each."""
+    ix = weeks[i]
+    if i == 0 or not ix.paged():
+        return None
+    span = weeks[: i + 1]
+    keys = ix.paged()[:SPARK_PORTS]
+    panels, rows = [], []
+    for key in keys:
+        per = [w.total(key)[0] if w.total(key)[0] >= w.k else None for w in span]
+        panels.append((f"{key[0]}/{key[1]}", per))
+        rows += [(w.week, f"{key[0]}/{key[1]}", v) for w, v in zip(span, per)]
+    title = f"Open hosts per port, {span[0].week} to {ix.week}"
+    data = DataTable(slug=slug, title=title, scope=ix.week, rows=tuple(rows),
+                     columns=(Column("week", "Week"), Column("port", "Port"),
+                              Column("hosts_raw", "Open hosts", "int", True)),
+                     note=f"\u2014 means fewer than {ix.k} open hosts that week.")
+    moves = "; ".join(f"{lab} from {intcomma(per[0])} to {intcomma(per[-1])}" for lab, per in panels[:6])
+    alt = (f"Small line charts, one per port, each on its own scale from zero, over {len(span)} weeks: "
+           f"{moves}" + ("; the table lists the rest." if len(panels) > 6 else "."))
+    svg = plots.sparklines(panels, [w.week for w in span], title)
+    return _chart(slug, ix.week, title, alt, svg, data, "sparklines")
+
+
+def _bounds(values: list[int], n: int = 5) -> list[int]:
+    """n class lower bounds, geometric from the smallest to the largest value,
+    two significant digits; duplicates dropped."""
+    lo, hi = min(values), max(values)
+    out = []
+    for j in range(n):
+        b = lo * (hi / lo) ** (j / n) if lo > 0 else lo
+        digits = max(0, int(math.floor(math.log10(b))) - 1) if b >= 1 else 0
+        b = int(round(b / 10 ** digits) * 10 ** digits)
+        if not out or b > out[-1]:
+            out.append(b)
+    return out
+
+
+def map_chart(ix, slug: str = "country-map") -> Chart | None:
+    """Open services (address:port pairs, all ports) per country, as a world map."""
+    from pipelines.report.breakdowns import country_name
+    from pipelines.report.world import projected
+    per: dict[str, int] = {}
+    other = 0
+    for key in ix.ports():
+        for v, raw, _ in ix.values(key, "country"):
+            if v == OTHER:
+                other += raw
             else:
-                run.append((xpos(i), ypos(v)))
-        if run:
-            runs.append(run)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        for r in runs:
-            if len(r) > 1:
-                pts = " ".join(f"{_f(x)},{_f(y)}" for x, y in r)
-                out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"'
-                           f'{dash_attr}/>')
-        for i, v in enumerate(values):
-            if v is not None:
-                out.append(_marker(si, xpos(i), ypos(v), colour))
-        ly = top_pad + plot_height + 40 + 20 * si
-        out.append(f'<line x1="{left}" x2="{left + 28}" y1="{ly}" y2="{ly}" stroke="{colour}" '
-                   f'stroke-width="2"{dash_attr}/>')
-        out.append(_marker(si, left + 14, ly, colour))
-        out.append(f'<text x="{left + 36}" y="{ly + 4}" font-size="13" fill="#18181b">'
-                   f'{escape(clip(label, LABEL_CHARS))}</text>')
-    out.append("</svg>")
-    return Markup("\n".join(out))
+                per[v] = per.get(v, 0) + raw
+    if not per:
+        return None
+    shapes = projected()
+    bounds = _bounds(sorted(per.values()))
+    classes = {c: max(j for j, b in enumerate(bounds) if n >= b) for c, n in per.items()}
+    labels = [f"{intcomma(b)}\u2013{intcomma(bounds[j + 1] - 1)}" if j + 1 < len(bounds) else f"{intcomma(b)}+"
+              for j, b in enumerate(bounds)] + [f"none, or fewer than {ix.k} per port"]
+    n = len(bounds)
+    swatches = [plots.CLASSES[round(j * (len(plots.CLASSES) - 1) / (n - 1))] for j in range(n)] if n > 1 \
+        else [plots.CLASSES[-1]]
+    order = sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))
+    rows = tuple((c, country_name(c), n, labels[classes[c]], "yes" if c in shapes else "no") for c, n in order)
+    title = f"Open services per country, {ix.week}"
+    note = (f"Summed over ports: an address open on two ports counts twice. {intcomma(other)} services are in "
+            f"countries with fewer than {ix.k} hosts on a port (\u201cother\u201d) and are not on the map."
+            if other else "Summed over ports: an address open on two ports counts twice.")
+    data = DataTable(slug=slug, title=title, scope=ix.week, rows=rows, note=note,
+                     columns=(Column("country", "Code"), Column("name", "Country"),
+                              Column("services", "Open services", "int", True), Column("class", "Shade"),
+                              Column("on_map", "On the map")))
+    top = "; ".join(f"{country_name(c)} {intcomma(n)}" for c, n in order[:5])
+    alt = (f"World map, countries shaded in {len(bounds)} classes by open services; the most: {top}. "
+           f"{len(order)} countries in all; the table lists each.")
+    svg = plots.choropleth(shapes, {c: j for c, j in classes.items()}, labels[: len(bounds)] + labels[-1:],
+                           title, swatches)
+    return _chart(slug, ix.week, title, alt, svg, data, "map", note)
 
 
-def bar_chart(items: list[tuple[str, int]], title: str, uid: str, width: int = 760) -> Markup:
-    """Horizontal bars, biggest first as given: [(label, value)]."""
-    label_w, right, row = 150, 80, 22
-    height = row * len(items) + 12
-    w = width - label_w - right
-    top = max([v for _, v in items] or [0]) or 1
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-labelledby="{uid}-t" xmlns="http://www.w3.org/2000/svg">',
-           f'<title id="{uid}-t">{escape(title)}</title>']
-    for i, (label, value) in enumerate(items):
-        y = 6 + i * row
-        bw = max(1.0, w * value / top) if value else 0.0
-        out.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end" font-size="13" '
-                   f'fill="#18181b">{escape(clip(label, 22))}</text>')
-        out.append(f'<rect x="{label_w}" y="{y + 3}" width="{_f(bw)}" height="{row - 8}" '
-                   f'fill="{PALETTE[0]}"/>')
-        out.append(f'<text x="{_f(label_w + bw + 6)}" y="{y + 15}" font-size="12" '
-                   f'fill="#3f3f46">{escape(intcomma(value))}</text>')
-    out.append("</svg>")
-    return Markup("\n".join(out))
+def age_chart(ix, key) -> Chart | None:
+    """How old the identified versions were at scan time (release dates from
+    scanners/protocols/releases.toml), as the aggregates' version_age classes."""
+    values = {v: raw for v, raw, _ in ix.values(key, "version_age")}
+    if not any(values.get(a) for a in AGES[:-1]):
+        return None
+    port, tr = key
+    items = [(a, values.get(a, 0)) for a in AGES]
+    identified = sum(n for _, n in items)
+    slug = f"port-{port}-{tr}-version-age"
+    title = f"Age of the identified versions on {port}/{tr} at scan time, {ix.week}"
+    data = DataTable(slug=slug, title=title, scope=ix.week,
+                     rows=tuple((a, n, n / identified if identified else None) for a, n in items),
+                     columns=(Column("age", "Age of version"), Column("hosts_raw", "Hosts", "int", True),
+                              Column("share", "Share", "pct", True)),
+                     note="Age: from the version's release date to the start of the week. Unknown: the product "
+                          "is identified but the release date of its version is not known.")
+    alt = "Bar chart of version age: " + "; ".join(f"{a} {intcomma(n)} hosts" for a, n in items) + "."
+    svg = plots.columns([(a.replace(">=", "\u2265"), n) for a, n in items], title, muted_last=True)
+    return _chart(slug, ix.week, title, alt, svg, data, "distribution")
+
+
+def charts_of(obj) -> list[Chart]:
+    """Every Chart reachable from a page context, in field order."""
+    if isinstance(obj, Chart):
+        return [obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [c for f in dataclasses.fields(obj) for c in charts_of(getattr(obj, f.name))]
+    if isinstance(obj, (tuple, list)):
+        return [c for x in obj for c in charts_of(x)]
+    return []
+
+
+ENCODINGS = {
+    "bars": {"mark": "bar", "encoding": {
+        "y": {"field": "port", "type": "nominal", "sort": "-x"},
+        "x": {"field": "hosts_raw", "type": "quantitative", "title": "Open hosts"}}},
+    "lines": {"mark": {"type": "line", "point": True}, "encoding": {
+        "x": {"field": "week", "type": "ordinal"},
+        "y": {"field": "share", "type": "quantitative", "axis": {"format": "%"}},
+        "color": {"field": "value", "type": "nominal"}}},
+    "sparklines": {"mark": "line", "encoding": {
+        "x": {"field": "week", "type": "ordinal"},
+        "y": {"field": "hosts_raw", "type": "quantitative"},
+        "facet": {"field": "port", "type": "nominal", "columns": 3}},
+        "resolve": {"scale": {"y": "independent"}}},
+    "distribution": {"mark": "bar", "encoding": {
+        "x": {"field": "age", "type": "ordinal", "sort": None},
+        "y": {"field": "hosts_raw", "type": "quantitative", "title": "Hosts"}}},
+    # The map's geometry is Natural Earth's; the spec plots the numbers it shades.
+    "map": {"mark": "bar", "encoding": {
+        "y": {"field": "name", "type": "nominal", "sort": "-x"},
+        "x": {"field": "services", "type": "quantitative", "title": "Open services"}}},
+}
+
+
+def spec(chart: Chart, base_url: str) -> bytes:
+    """A Vega-Lite spec of the chart, its data by absolute URL (the CSV the
+    site publishes), so the chart can be redrawn or embedded elsewhere."""
+    doc = {"$schema": VEGA, "title": chart.title, "description": chart.alt,
+           "data": {"url": base_url + chart.data.csv, "format": {"type": "csv"}},
+           "usermeta": {"svg": base_url + chart.path, "json": base_url + chart.data.json,
+                        "note": chart.note or chart.data.note},
+           **ENCODINGS[chart.kind]}
+    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode()

@@ -47,6 +47,31 @@ class DataTable:
 
 
 @dataclasses.dataclass(frozen=True)
+class Chart:
+    """A picture (pipelines/report/charts.py): its SVG is published at
+    ``path`` and its Vega-Lite spec at ``spec``; ``data`` is published as
+    CSV/JSON like every table; ``alt`` says in words what it shows."""
+    slug: str
+    scope: str                     # a week, or "all"
+    title: str
+    alt: str
+    svg: bytes
+    data: DataTable
+    kind: str                      # bars | lines | sparklines | distribution | map
+    width: int                     # the SVG's viewBox, for the <img> size hint
+    height: int
+    note: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"charts/{self.scope}/{self.slug}.svg"
+
+    @property
+    def spec(self) -> str:
+        return f"charts/{self.scope}/{self.slug}.json"
+
+
+@dataclasses.dataclass(frozen=True)
 class Meta:
     path: str                      # output path of the page
     title: str
@@ -103,7 +128,7 @@ class HomePage:
     meta: Meta
     latest: WeekSummary
     top_ports: DataTable
-    chart: Markup
+    chart: Chart
     archive: DataTable
     headline: object = None                # pipelines.report.finding.Headline
     ssh: DataTable | None = None           # the SSH top-20 of the latest week, 2013 shape
@@ -111,6 +136,8 @@ class HomePage:
     ssh_changes: DataTable | None = None   # shares of SSH strings against the previous week
     changes: DataTable | None = None       # open hosts per port against the previous week
     previous_week: str | None = None
+    map: Chart | None = None               # open services per country, latest week
+    ssh_shares: Chart | None = None        # shares of the top SSH versions over all weeks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +147,13 @@ class WeekPage:
     previous: Link | None
     following: Link | None
     ports: DataTable               # every port: raw, adjusted, previous week, change
-    chart: Markup
+    chart: Chart
     scanned: str                   # which ports were probed, and where that is known from
     k: int
     from_clean: bool
     headline: object = None        # pipelines.report.finding.Headline
+    sparklines: Chart | None = None  # open hosts per port over the weeks so far
+    map: Chart | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +174,7 @@ class PortPage:
     compared_with: str | None      # the week risers/fallers are measured against
     risers: DataTable | None
     fallers: DataTable | None
-    trend: Markup | None
+    trend: Chart | None            # shares of the top versions over the weeks so far
     trend_table: DataTable | None
     previous: Link | None          # this port in the previous / next week
     following: Link | None
@@ -153,6 +182,8 @@ class PortPage:
     coverage: str = ""                      # this port's coverage sentence
     coverage_jobs: DataTable | None = None  # the jobs that found its hosts, with their coverage
     coverage_warning: str = ""              # set when the previous week's coverage differs
+    age: Chart | None = None                # age of the identified versions at scan time
+    latest_href: str = ""                   # ports/P-T/latest.html: this port in the newest week
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +228,14 @@ class DownloadsPage:
     groups: tuple[DownloadGroup, ...]
     licence: Link | None = None
     dbip: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AliasPage:
+    """latest/...: a page that sends the reader on to ``target``."""
+    meta: Meta
+    target: str                    # site-relative path of the page it stands for
+    label: str
 
 
 @dataclasses.dataclass(frozen=True)

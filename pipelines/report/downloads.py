@@ -18,6 +18,7 @@ import pyarrow as pa
 from pipelines import aggregate as agg
 from pipelines.report.context import DataTable, DownloadGroup, DownloadItem, DownloadsPage, Link, Meta
 from pipelines.report.tabledata import _csv_cell, table_csv, table_json, table_rows
+from scanners.escapes import escape_unsafe
 
 ALL_WEEKS = "all-weeks"
 LICENCE = Link("https://creativecommons.org/licenses/by/4.0/", "Creative Commons Attribution 4.0 (CC BY 4.0)")
@@ -46,12 +47,17 @@ def all_weeks_table(slug: str, tables: list[DataTable]) -> tuple[list[str], list
     return keys, rows
 
 
+def _escaped(value):
+    """Text cells with unsafe code points as \\uXXXX (numbers as they are)."""
+    return escape_unsafe(value) if isinstance(value, str) else value
+
+
 def _all_csv(keys: list[str], rows: list[dict]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(keys)
     for r in rows:
-        w.writerow(["" if r.get(k) is None else _csv_cell(r.get(k)) for k in keys])
+        w.writerow(["" if r.get(k) is None else _csv_cell(_escaped(r.get(k))) for k in keys])
     return buf.getvalue().encode()
 
 

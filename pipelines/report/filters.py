@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 
+from scanners.escapes import escape_unsafe
+
 DASH = "\u2014"      # a cell with no value
 MINUS = "\u2212"     # typographic minus for negative changes
 ELLIPSIS = "\u2026"
@@ -17,9 +19,19 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 BANNER_CHARS = 200
 
 
-def intcomma(n: int | None) -> str:
-    """1730887 -> '1,730,887'; None -> an em dash."""
+def intcomma(n: int | str | None) -> str:
+    """1730887 -> '1,730,887'; None -> an em dash; a label in a number
+    column ("other sizes") as it is."""
+    if isinstance(n, str) and not n.isdigit():
+        return text(n)
     return DASH if n is None else f"{int(n):,}"
+
+
+def text(value) -> str:
+    """Any data text as shown: control, bidi, line-separator and
+    noncharacter code points as \\uXXXX (scanners/escapes.py) -- a second
+    line of defence behind the gate, for text that reached a page another way."""
+    return escape_unsafe(str(value))
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -72,10 +84,11 @@ def size(n: int | None) -> str:
             return f"{n:.1f} {unit}"
 
 
-def clip(text: str | None, limit: int = BANNER_CHARS) -> str:
-    if text is None:
+def clip(value: str | None, limit: int = BANNER_CHARS) -> str:
+    if value is None:
         return DASH
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+    value = text(value)
+    return value if len(value) <= limit else value[: limit - 1] + ELLIPSIS
 
 
 def week_days(week: str) -> tuple[datetime.date, datetime.date]:
@@ -123,7 +136,7 @@ def cell(value, kind: str = "text") -> str:
         return points(value)
     if kind == "banner":
         return clip(value)
-    return str(value)
+    return text(value)
 
 
 FILTERS = {

@@ -2,6 +2,7 @@
 pipeline, aggregated and rendered with a fixed build date.
 
     python -m pipelines.report.golden      # rewrite tests/golden/site/
+    python -m pipelines.report.golden --screenshots docs/img   # and the README's pictures (make golden)
 
 tests/e2e/test_site.py builds the same site and compares it file by file, so
 any change to what the site shows appears as a reviewable golden diff
@@ -130,12 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.report.golden", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dest", default=GOLDEN_DIR, help=f"where to write (default: {GOLDEN_DIR})")
+    parser.add_argument("--screenshots", metavar="DIR",
+                        help="also photograph the four evolving demo weeks' home and port-22 pages into DIR "
+                             "(the README's docs/img; needs /usr/bin/chromium)")
     args = parser.parse_args(argv)
     from pipelines.report.render import write_site
     with tempfile.TemporaryDirectory() as base:
         files = build_golden(base)
     write_site(files, args.dest)
     print(f"wrote {len(files)} golden files to {args.dest}; review the diff before committing")
+    if args.screenshots:
+        from pipelines.report.screenshots import ScreenshotError, main as screenshots
+        try:
+            shots = screenshots(args.screenshots)
+        except ScreenshotError as exc:
+            print(f"no screenshots: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {', '.join(shots)}")
     return 0
 
 

@@ -66,6 +66,12 @@ def port_href(week: str, port: int, transport: str) -> str:
     return f"weeks/{week}/port-{port}-{transport}.html"
 
 
+def latest_href(port: int, transport: str) -> str:
+    """A stable address that always leads to a port's page of the newest week:
+    ``latest/port-22-tcp.html`` (and ``latest/index.html`` to the newest week)."""
+    return f"latest/port-{port}-{transport}.html"
+
+
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n:,} {one if n == 1 else many}"
 
@@ -180,12 +186,12 @@ def week_page(weeks: list[WeekIndex], i: int, meta: Meta, plan, k: int) -> WeekP
               + (f" {_plural(len(small), 'more port', 'more ports')} had fewer than {k} open hosts "
                  f"each ({sum(ix.total(key)[0] for key in small):,} in all); the week's aggregates "
                  "download lists them." if small else "")))
-    bars = [(f"{p}/{t}", ix.total((p, t))[0]) for p, t in ix.paged()[:BAR_PORTS]]
-    chart = charts.bar_chart(bars, f"Open hosts per port, {ix.week} (top {len(bars)})", "ports")
+    chart = charts.ports_chart(ix, "ports-chart", ix.week, BAR_PORTS)
     return WeekPage(meta=meta, summary=summary(ix), previous=_link(weeks, i - 1),
                     following=_link(weeks, i + 1), ports=ports, chart=chart,
                     scanned=scanned_sentence(plan, ix), k=k, from_clean=ix.data.from_clean,
-                    headline=headline(ix, plan))
+                    headline=headline(ix, plan), sparklines=charts.sparklines_chart(weeks, i),
+                    map=charts.map_chart(ix))
 
 
 def _top20(ix: WeekIndex, key, total: int, k: int) -> tuple[DataTable, int]:
@@ -246,15 +252,13 @@ def _trend(weeks: list[WeekIndex], i: int, key, k: int) -> tuple:
         series.append((v, per))
     what = "product versions" if dim == "version" else "identification strings"
     port, tr = key
-    svg = charts.line_chart([w.week for w in span], series,
-                            f"Hosts per week of this week's top {len(top)} {what} on {port}/{tr}", "trend")
     table = DataTable(
         slug=f"port-{port}-{tr}-trend", title=f"Top {what} over the weeks", scope=ix.week,
         columns=(Column("value", "Value", "banner"),)
         + tuple(Column(f"hosts_{w.week}", w.week, "int", True) for w in span),
         rows=tuple((v,) + tuple(per) for v, per in series),
         note=f"\u2014 means fewer than {k} hosts (or none) that week.")
-    return svg, table
+    return charts.shares_chart(weeks, i, key), table
 
 
 def _breakdowns(ix: WeekIndex, key, k: int) -> tuple[DataTable, ...]:
@@ -328,4 +332,6 @@ def port_page(weeks: list[WeekIndex], i: int, key, meta: Meta, k: int) -> PortPa
         previous=_link(weeks, i - 1, key), following=_link(weeks, i + 1, key),
         host_keys=host_key_tables(ix.data.host_keys, ix.week)
         if key == SSH_PORT and ix.data.host_keys else (),
+        age=charts.age_chart(ix, key),
+        latest_href=latest_href(*key) if weeks[-1].total(key)[0] >= weeks[-1].k else "",
         **dict(zip(("coverage", "coverage_jobs", "coverage_warning"), port_coverage_parts(weeks, i, key))))

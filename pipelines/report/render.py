@@ -24,6 +24,7 @@ import jinja2
 
 from pipelines.aggregate import DEFAULT_K
 from pipelines.publish import recover, swap_in
+from pipelines.report.charts import charts_of, spec as chart_spec
 from pipelines.report.filters import FILTERS, atom_date
 from pipelines.report.identity import SiteIdentity, load_site_config
 from pipelines.report.load import ReportError, load_weeks
@@ -95,6 +96,12 @@ def build_site(out: str, build_date: str | None = None, k: int = DEFAULT_K, plan
     for path, output in pages:
         files[path] = env.get_template(output.template).render(
             page=output.page, root=output.page.meta.root).encode("utf-8")
+    base = identity.base_url
+    for _, output in pages:
+        for c in charts_of(output.page):
+            for path, data in ((c.path, c.svg), (c.spec, chart_spec(c, base))):
+                if files.setdefault(path, data) != data:
+                    raise ReportError(f"two different charts want {path}")
     for t in tables:
         files[t.csv] = table_csv(t)
         files[t.json] = table_json(t)

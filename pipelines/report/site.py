@@ -16,20 +16,21 @@ from markupsafe import Markup
 from pipelines.aggregate import AGG_FILES, AGG_SCHEMA
 from pipelines.report import charts
 from pipelines.report.downloads import downloads_page, extra_files
-from pipelines.report.context import (Column, DataTable, Feed, FeedEntry,
+from pipelines.report.context import (AliasPage, Column, DataTable, Feed, FeedEntry,
                                       HomePage, Link, Meta, MethodologyPage, OptoutPage, Output)
-from pipelines.report.filters import atom_date, pct, week_range
+from pipelines.report.filters import atom_date, pct, points, signed, signed_pct, week_range
 from pipelines.report.load import WeekData
 from pipelines.report.finding import banner_changes, headline, port_changes
-from pipelines.report.pages import (BAR_PORTS, WeekIndex, _top20, port_href, port_page, summary, week_href,
-                                    week_page)
+from pipelines.report.pages import (BAR_PORTS, WeekIndex, _top20, latest_href, port_href, port_page, summary,
+                                    week_href, week_page)
 from pipelines.schema import field_docs
 
 SSH_KEY = (22, "tcp")
 SHARD_RE = re.compile(r"-shard(\d+)of(\d+)\.")
+DESCRIPTION = ("Which services answer on the Internet, week by week: open ports and what the services say "
+               "about themselves, with every address removed.")
 DBIP = Link("https://db-ip.com", "IP Geolocation by DB-IP")
 MAXMIND = Link("https://www.maxmind.com", "GeoLite2 data created by MaxMind")
-FEED_ID = "urn:portcensus:feed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +117,7 @@ def home_page(weeks: list[WeekIndex], meta: Meta, plan=None, k: int = 10) -> Hom
         note="Addresses: distinct responding addresses; services: their open address:port pairs (both "
              "without many-port hosts). Open hosts are summed over ports, many-port hosts included: an "
              "address open on two ports counts twice.")
-    bars = [(f"{p}/{t}", latest.total((p, t))[0]) for p, t in latest.paged()[:BAR_PORTS]]
-    chart = charts.bar_chart(bars, f"Open hosts per port, {latest.week}", "home-ports")
+    chart = charts.ports_chart(latest, "ports-chart", latest.week, BAR_PORTS)
     ssh = ssh_href = None
     if latest.total(SSH_KEY)[0] >= latest.k:
         ssh = _top20(latest, SSH_KEY, latest.total(SSH_KEY)[0], latest.k)[0]
@@ -126,7 +126,8 @@ def home_page(weeks: list[WeekIndex], meta: Meta, plan=None, k: int = 10) -> Hom
                     headline=headline(latest, plan), ssh=ssh, ssh_href=ssh_href,
                     ssh_changes=banner_changes(weeks, i, SSH_KEY, k) if ssh else None,
                     changes=port_changes(weeks, i, port_href, k),
-                    previous_week=weeks[-2].week if len(weeks) > 1 else None)
+                    previous_week=weeks[-2].week if len(weeks) > 1 else None,
+                    map=charts.map_chart(latest), ssh_shares=charts.shares_chart(weeks, i, SSH_KEY) if ssh else None)
 
 
 def _facts(weeks: list[WeekData], opts: SiteOptions) -> DataTable:
@@ -201,15 +202,57 @@ def optout_page(weeks: list[WeekData], opts: SiteOptions, meta: Meta) -> OptoutP
     return OptoutPage(meta=meta, prose=prose(opts.optout_md), weeks=table)
 
 
-def feed(weeks: list[WeekIndex], meta: Meta) -> Feed:
+def _n(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def finding_text(weeks: list[WeekIndex], i: int, plan, k: int) -> str:
+    """The week's finding in two or three plain sentences (the feed entry)."""
+    w = weeks[i]
+    h = headline(w, plan)
+    who = f"{h.addresses:,} responding addresses" if h.addresses is not None else "Responding addresses unknown"
+    text = f"{who}, {_n(h.services, 'service')} on {_n(h.ports, 'port')} (many-port hosts apart)."
+    changes = port_changes(weeks, i, port_href, k)
+    moved = [r for r in (changes.rows if changes else ()) if r[7].startswith("beyond noise")]
+    if moved:
+        r = moved[0]
+        rel = f" ({signed_pct(r[4])})" if r[4] is not None else ""
+        text += f" Biggest change since {weeks[i - 1].week}: {r[0].text} {signed(r[3])}{rel} open hosts."
+    elif changes is not None:
+        text += f" No port changed beyond noise since {weeks[i - 1].week}."
+    ssh = banner_changes(weeks, i, SSH_KEY, k) if w.total(SSH_KEY)[0] >= w.k else None
+    moved = [r for r in (ssh.rows if ssh else ()) if r[6] == "beyond noise"]
+    if moved:
+        text += f" On 22/tcp, {moved[0][0]} moved {points(moved[0][3])} to {pct(moved[0][2])} of hosts."
+    return f"{text} {summary(w).coverage}"
+
+
+def feed(weeks: list[WeekIndex], meta: Meta, plan=None, k: int = 10) -> Feed:
+    """Atom: absolute links from the configured base URL, and ids built on it
+    (the page's URL), so two sites never share an id."""
+    base = meta.identity.base_url if meta.identity else ""
     entries = []
-    for w in reversed(weeks):
-        s = summary(w)
+    for i in reversed(range(len(weeks))):
+        w = weeks[i]
+        h = headline(w, plan)
         entries.append(FeedEntry(
-            id=f"urn:portcensus:week:{w.week}", updated=atom_date(w.week), href=week_href(w.week),
-            title=f"Week {w.week} ({week_range(w.week)}): {s.open_raw:,} open hosts on {s.ports:,} ports",
-            summary=s.coverage))
-    return Feed(meta=meta, id=FEED_ID, updated=atom_date(weeks[-1].week), entries=tuple(entries))
+            id=base + week_href(w.week), updated=atom_date(w.week), href=base + week_href(w.week),
+            title=f"Week {w.week} ({week_range(w.week)}): {_n(h.services, 'service')} on {_n(h.ports, 'port')}",
+            summary=finding_text(weeks, i, plan, k)))
+    return Feed(meta=meta, id=base + "feed.xml", updated=atom_date(weeks[-1].week), entries=tuple(entries))
+
+
+def alias_pages(weeks: list[WeekIndex], meta) -> list[tuple[str, Output]]:
+    """``latest/``: one page per port of the newest week (and one for the
+    week) that sends the reader on to it, so a link to a port's latest
+    numbers never goes stale. A static site has no redirects of its own:
+    a zero-second refresh, a canonical link and a plain link do it."""
+    latest = weeks[-1]
+    out = [("latest/index.html", week_href(latest.week), f"Week {latest.week}")]
+    out += [(latest_href(*key), port_href(latest.week, *key), f"Port {key[0]}/{key[1]}, week {latest.week}")
+            for key in latest.paged()]
+    return [(path, Output("alias.html", AliasPage(meta(path, f"Latest: {label}", "weeks"), target, label)))
+            for path, target, label in out]
 
 
 def _unique(tables: list[DataTable]) -> list[DataTable]:
@@ -227,22 +270,27 @@ def build_pages(weeks: list[WeekData], opts: SiteOptions):
     data files: all-weeks tables and datapackage.json)."""
     att = attribution(weeks)
 
-    def meta(path: str, title: str, section: str) -> Meta:
+    def meta(path: str, title: str, section: str, description: str = "") -> Meta:
         return Meta(path=path, title=title, section=section, build_date=opts.build_date, attribution=att,
-                    identity=opts.identity)
+                    identity=opts.identity, description=description or DESCRIPTION)
 
     ix = [WeekIndex(w, opts.k) for w in weeks]
+    last = len(ix) - 1
     pages: list[tuple[str, Output]] = [
-        ("index.html", Output("home.html", home_page(ix, meta("index.html", "Weekly port census", "home"),
-                                                     opts.plan, opts.k)))]
+        ("index.html", Output("home.html", home_page(ix, meta(
+            "index.html", "Weekly port census", "home",
+            f"Week {ix[last].week}: " + finding_text(ix, last, opts.plan, opts.k)), opts.plan, opts.k)))]
     for i, w in enumerate(ix):
         path = week_href(w.week)
-        pages.append((path, Output("week.html", week_page(ix, i, meta(path, f"Week {w.week}", "weeks"),
-                                                          opts.plan, opts.k))))
+        pages.append((path, Output("week.html", week_page(ix, i, meta(
+            path, f"Week {w.week}", "weeks", finding_text(ix, i, opts.plan, opts.k)), opts.plan, opts.k))))
         for key in w.paged():
             path = port_href(w.week, *key)
             title = f"Port {key[0]}/{key[1]}, week {w.week}"
-            pages.append((path, Output("port.html", port_page(ix, i, key, meta(path, title, "weeks"), opts.k))))
+            what = f"{w.total(key)[0]:,} open hosts on {key[0]}/{key[1]} in week {w.week} ({week_range(w.week)})"
+            pages.append((path, Output("port.html", port_page(
+                ix, i, key, meta(path, title, "weeks", f"{what}: identification strings, versions, "
+                                 "countries and networks."), opts.k))))
     pages.append(("methodology.html", Output("methodology.html", methodology_page(
         weeks, opts, meta("methodology.html", "Methodology", "methodology")))))
     pages.append(("optout.html", Output("optout.html", optout_page(
@@ -251,5 +299,7 @@ def build_pages(weeks: list[WeekData], opts: SiteOptions):
     extra = extra_files(weeks, tables, opts.identity)
     pages.append(("downloads.html", Output("downloads.html", downloads_page(
         weeks, tables, extra, meta("downloads.html", "Downloads", "downloads")))))
-    pages.append(("feed.xml", Output("feed.xml", feed(ix, meta("feed.xml", "portcensus weekly", "feed")))))
+    pages.append(("feed.xml", Output("feed.xml", feed(ix, meta("feed.xml", "portcensus weekly", "feed"),
+                                                      opts.plan, opts.k))))
+    pages += alias_pages(ix, meta)
     return pages, tables, extra

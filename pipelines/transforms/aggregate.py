@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 from pipelines.spill import read_table, spill_name, write_table
 from pipelines.transforms.common import GatherAll
 from pipelines.aggregate import (AGG_DIR, combine, empty, identification_summary, partial_aggregates,
-                                 serialise, suppress)
+                                 redacted_summary, serialise, suppress)
 
 
 class _PartialFn(beam.DoFn):
@@ -48,16 +48,22 @@ class _FinishFn(beam.DoFn):
     def __init__(self, root: str, week: str, k: int):
         self.root, self.week, self.k = root, week, k
         self.rows = Metrics.counter("portcensus", "aggregate_rows")
+        self.redacted = Metrics.counter("portcensus", "public_values_redacted")
 
     def process(self, partials):
         # combine() sums a few at a time, so at most those few are open at once
-        table = suppress(combine(read_table(p) if isinstance(p, str) else p for p in partials), self.k)
+        combined = combine(read_table(p) if isinstance(p, str) else p for p in partials)
+        redacted = redacted_summary(combined)           # before k folds rare ones into "other"
+        self.redacted.inc(sum(redacted.values()))
+        table = suppress(combined, self.k)
         for name, data in serialise(table).items():
             with FileSystems.create(FileSystems.join(self.root, AGG_DIR, name)) as handle:
                 handle.write(data)
         self.rows.inc(table.num_rows)
         # the coverage of the knowledge per port, for the manifest (exact: never suppressed)
-        yield {"aggregate_rows": table.num_rows, "identification": identification_summary(table)}
+        # and the hosts whose value the gate refused, per dimension (manifest: public_redacted)
+        yield {"aggregate_rows": table.num_rows, "identification": identification_summary(table),
+               "public_redacted": redacted}
 
 
 class Aggregate(beam.PTransform):

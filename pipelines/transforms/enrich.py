@@ -5,7 +5,9 @@
 * ``EnrichGeoAsn``: country and ASN columns from MaxMind-format databases,
   looked up a whole column at a time.
 * ``IdentifyProducts``: protocol, public (redacted) banner, product, version
-  and OS from the fingerprint rules, once per distinct banner.
+  and OS from the fingerprint rules, once per distinct banner; each value
+  through the public gate (scanners/protocols/gate.py), the rows with a
+  refused value counted (``observations_with_redacted_value``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,19 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.responders import ResponderThresholds, annotate
+
+
+def redacted_rows(ident) -> int:
+    """Rows of an identify_table result with any value the gate refused."""
+    import pyarrow.compute as pc
+    from scanners.protocols.gate import REDACTED
+    hit = None
+    for name in ident.column_names:
+        if name == "protocol":
+            continue
+        col = pc.fill_null(pc.equal(ident.column(name), REDACTED), False)
+        hit = col if hit is None else pc.or_(hit, col)
+    return int(pc.sum(hit).as_py() or 0) if hit is not None else 0
 
 
 class _FlagFn(beam.DoFn):
@@ -75,6 +90,7 @@ class EnrichGeoAsn(beam.PTransform):
 class _IdentifyFn(beam.DoFn):
     def __init__(self):
         self.identified = Metrics.counter("portcensus", "observations_with_product")
+        self.redacted = Metrics.counter("portcensus", "observations_with_redacted_value")
 
     def setup(self):
         from scanners.protocols.identify import identify_table
@@ -88,6 +104,8 @@ class _IdentifyFn(beam.DoFn):
         for name in ident.column_names:
             table = table.append_column(name, ident.column(name))
         self.identified.inc(table.num_rows - ident.column("product").null_count)
+        # rows with a value the gate refused (counted per row, computed per column)
+        self.redacted.inc(redacted_rows(ident))
         yield bucket, table
 
 

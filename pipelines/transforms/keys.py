@@ -47,25 +47,11 @@ def ssh_key_rows(table: pa.Table) -> pa.Table:
 
 
 def fold_small_groups(stats: dict, k: int) -> dict:
-    """Product and ASN groups of shared keys seen on fewer than k hosts fold
-    into "other", like every other public cell (an AS with two hosts sharing
-    a key is too close to naming them)."""
-    shared = stats.get("shared_keys", {})
-    for name in GROUPED:
-        groups = shared.get(name)
-        if not isinstance(groups, dict):
-            continue
-        kept, other = {}, {}
-        for label, cell in sorted(groups.items()):
-            if cell.get("hosts", 0) >= k:
-                kept[label] = cell
-            else:
-                for field, n in cell.items():
-                    other[field] = other.get(field, 0) + n
-        if other:
-            kept["other"] = other
-        shared[name] = kept
-    return stats
+    """The k rule on host-key statistics, as on every other public cell
+    (pipelines/keys/stats.py ``apply_k``: small labels fold into "other",
+    any cell still under k is published as fewer than k)."""
+    from pipelines.keys.stats import apply_k
+    return apply_k(stats, k)
 
 
 class _SshRowsFn(beam.DoFn):
@@ -81,7 +67,7 @@ class _StatsFn(beam.DoFn):
         self.root, self.week, self.out, self.k = root, week, out, k
 
     def process(self, element):
-        from pipelines.keys.stats import key_churn, week_key_stats
+        from pipelines.keys.stats import churn_k, key_churn, week_key_stats
         tables = element
         if not tables:
             yield {"host_key_observations": 0}
@@ -92,7 +78,7 @@ class _StatsFn(beam.DoFn):
                "churn": None, "previous_week": previous_week(self.week)}
         prev = self._previous()
         if prev is not None:
-            doc["churn"] = key_churn(t, prev)
+            doc["churn"] = churn_k(key_churn(t, prev), self.k)
         with FileSystems.create(FileSystems.join(self.root, AGG_DIR, KEYS_FILE)) as h:
             h.write((json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
         yield {"host_key_observations": t.num_rows}

@@ -67,7 +67,7 @@ def _public_line(i: int, j: int, line: str) -> str:
         m = _HOST_FIRST.match(line)
         if m:
             line = redact_host(m.group(1)) + line[m.end(1):]
-    return redact(line)
+    return redact(line, free=True)
 
 
 def public_replies(replies: Sequence[Reply], line_public: Callable[[int, int, str], str]) -> str:

@@ -205,13 +205,13 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> HttpBan
     text = as_text(banner)
     if banner_type == "title":
         title = text.strip()
-        return HttpBanner(None, None, None, title, (), "", redact(title))
+        return HttpBanner(None, None, None, title, (), "", redact(title, free=True))
     if banner_type == "http" or (banner_type is None and _STATUS.match(text)):
         status_line, code, server, names = _header_block(text)
         public = "\n".join(
-            x for x in (redact(status_line) if status_line else None,
-                        f"Server: {redact(server)}" if server is not None else None) if x)
+            x for x in (redact(status_line, free=True) if status_line else None,
+                        f"Server: {redact(server, free=True)}" if server is not None else None) if x)
         subject = server or ""
         return HttpBanner(status_line, code, server, None, names, subject, public, **_server(subject))
     server = text.strip()
-    return HttpBanner(None, None, server, None, (), server, redact(server), **_server(server))
+    return HttpBanner(None, None, server, None, (), server, redact(server, free=True), **_server(server))

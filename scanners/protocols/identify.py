@@ -19,7 +19,10 @@ How a row is read:
    (at each offset of ``parsed.starts`` when the parser gives them, see
    ``RuleSet.first_match``), the module's optional ``refine(parsed, identity)``
    adds what the parse knows beside the rule (the HTTP OS comments), and the
-   public form comes from the module (``redact.py`` for unknown types).
+   public form comes from the module (``redact.py`` for unknown types, in
+   its free-text mode). The public form and every identity field then pass
+   the gate (``gate.py``): a value that fails its field's shape is
+   ``<redacted>``.
 
 Scan data repeats itself (millions of ``nginx``), so step 3 runs once per
 **distinct** ``(port, transport, primary type, primary text)``: the four
@@ -33,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scanners import protocols
+from scanners.protocols.gate import REDACTED, public
 from scanners.protocols.redact import redact
 from scanners.protocols.rules import FIELDS, NO_IDENTITY, Identity, load_rules
 
@@ -63,11 +67,17 @@ def describe(port: int | None, transport: str | None, banner_type: str | None,
     if reader is None:
         # A banner type no module reads (vnc, telnet, ...) says the port speaks
         # something else than its registered protocol: no protocol, generic public form.
-        return (None, redact(text)) + (None,) * len(OUT_FIELDS)
+        return (None, public("banner", redact(text, free=True))) + (None,) * len(OUT_FIELDS)
     name = reader.name
     parsed = protocols.module(name).parse(text, banner_type)
     ident = identify_parsed(name, parsed)
-    return (name, parsed.public) + tuple(getattr(ident, f) for f in OUT_FIELDS)
+    # Every public value through the one gate: the banner's public form and
+    # each identity field (templates are filled from the banner). A cpe whose
+    # version the gate refused is refused with it.
+    fields = {f: public(f, getattr(ident, f), product=ident.product) for f in OUT_FIELDS}
+    if fields["version"] == REDACTED and fields["cpe"]:
+        fields["cpe"] = REDACTED
+    return (name, public("banner", parsed.public)) + tuple(fields[f] for f in OUT_FIELDS)
 
 
 def _codes(arr: pa.Array) -> np.ndarray:

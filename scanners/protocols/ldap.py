@@ -126,6 +126,6 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> LdapBan
                f"version={_field(version)};oc={','.join(classes)};ffl={_level(attrs, 'forestfunctionality')};"
                f"dfl={_level(attrs, 'domainfunctionality')};"
                f"psc={_shaped(attrs, 'vmwplatformservicescontrollerversion', _VERSION_SHAPE)}")
-    public = (f"ad={directory};dcfl={'' if dcfl is None else dcfl};vendor={redact(vendor or '')};"
-              f"version={redact(version or '')};oc={','.join(classes)}")
+    public = (f"ad={directory};dcfl={'' if dcfl is None else dcfl};vendor={redact(vendor or '', free=True)};"
+              f"version={redact(version or '', free=True)};oc={','.join(classes)}")
     return LdapBanner(attrs, directory, dcfl, vendor, version, classes, subject, public)

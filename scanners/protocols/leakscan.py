@@ -34,13 +34,16 @@ import unicodedata
 SHAPES = ("ipv4", "ipv4_dashed", "ipv4_hex", "ipv6", "ipv6_dashed", "mac", "dn", "email", "uuid")
 
 _OCTET = r"(?:0{0,3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))"
+# A quad glued to a word may not start with 0: "0ubuntu0.20.04.1" is a
+# package revision (and 0.0.0.0/8 names no host).
+_OCTET1 = r"(?:0{0,3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d?))"
 # No look-behind for letters: "ip10.20.16.40" is an address glued to a word.
 # A digit or dot before, or a dot-digit after a fourth group that is not a
 # port, would make it part of a longer number run (a version 1.2.3.4.5).
-_IPV4 = re.compile(rf"(?<![\d.]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\d)")
+_IPV4 = re.compile(rf"(?:(?<![\d.]){_OCTET1}|(?<![\w.]){_OCTET})\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\d)")
 # Overlapping (a look-ahead group): in "ec2-10-20-5-40" both "2-10-20-5" and
 # "10-20-5-40" are candidates, and the second is the address.
-_IPV4_DASHED = re.compile(rf"(?<![\d])(?=((?:{_OCTET}[-_]){{3}}{_OCTET})(?![\d]))")
+_IPV4_DASHED = re.compile(rf"(?<![\d])(?=({_OCTET}[-_](?:{_OCTET}[-_]){{2}}{_OCTET})(?![\d]))")
 _IPV4_HEX = re.compile(r"(?i)(?<![0-9a-f])0x[0-9a-f]{8}(?![0-9a-f])"
                        r"|(?<![0-9a-f])0x[0-9a-f]{1,2}(?:\.0x[0-9a-f]{1,2}){3}(?![0-9a-f])")
 # Candidates for IPv6 (checked by ipaddress): hex groups with two or more colons.
@@ -96,8 +99,8 @@ def _ipv6_dashed_hits(text: str) -> list[Hit]:
             ipaddress.IPv6Address(token.replace("-", ":"))
         except ValueError:
             continue
-        if not re.search(r"\d", token):
-            continue
+        if not re.search(r"\d", token) or sum(1 for g in token.split("-") if g) < 2:
+            continue          # "1.8--" (a version and a dash) is "8::" to ipaddress
         hits.append(Hit("ipv6_dashed", m.start(), m.end()))
     return hits
 
@@ -107,15 +110,26 @@ def find_identifiers(text: str) -> list[Hit]:
     if not text:
         return []
     s = normalise(text)
-    hits = [Hit("ipv4", m.start(), m.end()) for m in _IPV4.finditer(s)]
-    hits += [Hit("ipv4_dashed", m.start(1), m.end(1)) for m in _IPV4_DASHED.finditer(s)]
-    hits += [Hit("ipv4_hex", m.start(), m.end()) for m in _IPV4_HEX.finditer(s)]
-    hits += _ipv6_hits(s)
-    hits += _ipv6_dashed_hits(s)
-    hits += [Hit("mac", m.start(), m.end()) for m in _MAC.finditer(s)]
-    hits += [Hit("dn", m.start(), m.end()) for m in _DN.finditer(s)]
-    hits += [Hit("email", m.start(), m.end()) for m in _EMAIL.finditer(s)]
-    hits += [Hit("uuid", m.start(), m.end()) for m in _UUID.finditer(s)]
+    low = s.lower()
+    # Each shape needs its tell-tale character; absent, its scan is skipped.
+    hits = []
+    if "." in s:
+        hits += [Hit("ipv4", m.start(), m.end()) for m in _IPV4.finditer(s)]
+    if "-" in s or "_" in s:
+        hits += [Hit("ipv4_dashed", m.start(1), m.end(1)) for m in _IPV4_DASHED.finditer(s)]
+    if "0x" in low:
+        hits += [Hit("ipv4_hex", m.start(), m.end()) for m in _IPV4_HEX.finditer(s)]
+    if ":" in s:
+        hits += _ipv6_hits(s)
+    if "-" in s:
+        hits += _ipv6_dashed_hits(s)
+        hits += [Hit("uuid", m.start(), m.end()) for m in _UUID.finditer(s)]
+    if ":" in s or "-" in s or "." in s:
+        hits += [Hit("mac", m.start(), m.end()) for m in _MAC.finditer(s)]
+    if "=" in s:
+        hits += [Hit("dn", m.start(), m.end()) for m in _DN.finditer(s)]
+    if "@" in s or "at" in low:
+        hits += [Hit("email", m.start(), m.end()) for m in _EMAIL.finditer(s)]
     return sorted(hits, key=lambda h: (h.start, h.end, h.shape))
 
 
@@ -153,7 +167,8 @@ def candidate_addresses(text: str) -> set[str]:
     out: set[str] = set()
     for m in _GROUPS4.finditer(s):
         parts = [int(g) for g in m.groups()]
-        if all(p <= 255 for p in parts):
+        glued = m.start() > 0 and s[m.start() - 1].isalpha()
+        if all(p <= 255 for p in parts) and not (glued and parts[0] == 0):
             out.add(".".join(map(str, parts)))
     for m in _IPV4_HEX.finditer(s):
         tok = m.group(0)

@@ -43,4 +43,4 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> Memcach
     values = {k: int(v) for k, v in _KV.findall(text)}
     version = m.group(1) if m else None
     return MemcachedBanner(version, values.get("uptime"), values.get("time"),
-                           version or "", f"version={redact(version)}" if version else "")
+                           version or "", f"version={redact(version, free=True)}" if version else "")

@@ -98,4 +98,4 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> MysqlBa
     flavor = "MariaDB" if "MariaDB" in version else "MySQL"
     release = os_releases.revision_release(version)
     subject = f"{version}\nos={release}" if release else version
-    return MysqlBanner(candidate, version, flavor, None, subject, redact(version))
+    return MysqlBanner(candidate, version, flavor, None, subject, redact(version, free=True))

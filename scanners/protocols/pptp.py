@@ -85,5 +85,5 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> PptpBan
         return PptpBanner(False, None, None, None, None, None, "", "")
     version, result, firmware, hostname, vendor = found
     subject = f"vendor={vendor};hostname={hostname};firmware={'' if firmware is None else firmware}"
-    public = f"vendor={redact(vendor)}" + (f" firmware={firmware}" if firmware is not None else "")
+    public = f"vendor={redact(vendor, free=True)}" + (f" firmware={firmware}" if firmware is not None else "")
     return PptpBanner(True, version, result, firmware, hostname or None, vendor or None, subject, public)

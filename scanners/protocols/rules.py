@@ -42,7 +42,10 @@ a list of ``[[rule]]`` tables::
   every field that uses a ``{group}`` template must be pinned by each example.
   A template that expands to nothing leaves the field absent.
 * ``os_family`` and ``device_type`` are closed vocabularies (below), so the
-  site can group by them without free text creeping in.
+  site can group by them without free text creeping in. A name field that
+  is a template (``product = "{model}"``) must list the names it may select:
+  ``vocabulary = { product = ["TL-ER604W", ...] }``; the public gate
+  (``gate.py``) publishes any other value as ``<redacted>``.
 * ``cpe_version`` (optional, beside ``cpe``) is a literal CPE version
   component (``*``, ``-`` or version-shaped) used instead of the identified
   version.
@@ -85,7 +88,12 @@ DEVICE_TYPES = frozenset({
     "printer", "nas", "embedded",
 })
 
-_RULE_KEYS = frozenset({"id", "match", "examples", "search", "cpe", "cpe_version", *FIELDS})
+_RULE_KEYS = frozenset({"id", "match", "examples", "search", "cpe", "cpe_version", "vocabulary", *FIELDS})
+# Fields whose values are names: a bare template ("{model}") in one of them
+# may only select among the names the rule lists in its ``vocabulary`` (the
+# gate, gate.py, publishes anything else as <redacted>); os_release's bare
+# "{release}" is filled from os_releases.toml, whose names are its vocabulary.
+NAME_FIELDS = ("vendor", "product", "os_family", "device_type")
 # A literal CPE version component: digits, letters and . _ - (or * / - alone).
 _CPE_VERSION = re.compile(r"^(?:\*|-|[A-Za-z0-9][A-Za-z0-9._\-]{0,39})$")
 _INLINE_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
@@ -234,6 +242,14 @@ class Rule:
     search: bool = False
     cpe: str | None = None      # "part:vendor:product"
     cpe_version: str | None = None   # a literal version component instead of the version
+    vocabulary: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def vocabulary_names(self) -> tuple[str, ...]:
+        return tuple(n for names in self.vocabulary.values() for n in names)
+
+    def templated(self) -> dict[str, str]:
+        """{field: template} of the fields that take text from the match."""
+        return {f: t for f, t in self.fields.items() if "{" in t}
 
     def find(self, subject: str) -> re.Match | None:
         return self.pattern.search(subject) if self.search else self.pattern.match(subject)
@@ -357,6 +373,14 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
             raise RuleError(f"{where}: {name} uses groups {sorted(missing)} not in match")
         if used:
             templated.add(name)
+    vocabulary = raw.get("vocabulary") or {}
+    if not isinstance(vocabulary, dict) or set(vocabulary) - set(NAME_FIELDS) or not all(
+            isinstance(v, list) and v and all(isinstance(x, str) and x for x in v) for v in vocabulary.values()):
+        raise RuleError(f"{where}: vocabulary must be a table of {list(NAME_FIELDS)} -> non-empty name lists")
+    for name in NAME_FIELDS:
+        if name in templated and name not in vocabulary:
+            raise RuleError(f"{where}: {name} is templated, so the rule needs vocabulary.{name} "
+                            "(the names it may select; free text never becomes a name)")
     for name, vocab in (("os_family", OS_FAMILIES), ("device_type", DEVICE_TYPES)):
         if name in fields and name not in templated and fields[name] not in vocab:
             raise RuleError(f"{where}: {name} {fields[name]!r} not in {sorted(vocab)}")
@@ -374,7 +398,8 @@ def _parse_rule(protocol: str, raw: dict, index: int) -> Rule:
         raise RuleError(f"{where}: needs at least one example")
     if any("cpe" in ex.expect for ex in examples) and not cpe:
         raise RuleError(f"{where}: an example pins cpe but the rule has none")
-    return Rule(rid, pattern, fields, tuple(examples), search, cpe, cpe_version)
+    return Rule(rid, pattern, fields, tuple(examples), search, cpe, cpe_version,
+                {f: tuple(v) for f, v in vocabulary.items()})
 
 
 def parse_rules(protocol: str, text: str) -> RuleSet:

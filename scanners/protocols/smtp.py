@@ -83,8 +83,8 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> SmtpBan
         if j == 0 and (i == 0 or i == ehlo_index) and replies[i].code is not None:
             d, rest = _split_domain(line)
             head = redact_host(d) if d else ""
-            return f"{head} {redact(rest)}".strip()
-        return redact(line)
+            return f"{head} {redact(rest, free=True)}".strip()
+        return redact(line, free=True)
 
     # The public form is the greeting alone: the EHLO and STARTTLS replies answer
     # the scanner's own commands (and echo the scanner's address back).

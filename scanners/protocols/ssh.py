@@ -128,7 +128,7 @@ def parse(banner: str | bytes | None, banner_type: str | None = None) -> SshBann
     if release:
         subject += OS_LINE + release
     token, version = split_software(software)
-    public = f"SSH-{proto}-{redact(software)}"
+    public = f"SSH-{proto}-{redact(software, free=True)}"
     if comments:
         public += " " + public_comments(comments)
     return SshBanner(True, proto, _supports(proto), software, comments, subject, public,

@@ -33,3 +33,18 @@ def demo_run(demo_raw, tmp_path_factory):
 def raw_files(raw):
     d = os.path.join(raw, DEMO_WEEK)
     return sorted(os.listdir(d))
+
+
+@pytest.fixture(scope="session")
+def golden_published(tmp_path_factory):
+    """The golden weeks (pipelines/report/golden.py) through the real pipeline, once a session."""
+    from pipelines.report import golden
+    return golden.publish_weeks(str(tmp_path_factory.mktemp("golden")))
+
+
+@pytest.fixture(scope="session")
+def golden_site_files(golden_published):
+    """{path: bytes} of the golden site, built once a session."""
+    from pipelines.report import golden
+    golden.write_aggregates(golden_published)
+    return golden.build_golden_site(golden_published)

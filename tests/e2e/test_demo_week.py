@@ -120,21 +120,27 @@ def test_host_key_statistics_match_the_keys_the_generator_made(demo_run):
     out, m, truth = demo_run
     path = os.path.join(str(out), f"week={DEMO_WEEK}", "aggregates", "host_keys.json")
     text = open(path).read()
-    s = _json.loads(text)["stats"]
+    doc = _json.loads(text)
+    s, k = doc["stats"], doc["k"]
     tk = truth["ssh_keys"]
     assert s["hosts"] == tk["hosts_with_keys"] and s["keys"] == tk["distinct_keys"]
-    assert s["shared_keys"]["keys"] == len(tk["shared_key_groups"])
-    assert s["shared_keys"]["hosts"] == tk["shared_key_hosts"]
-    # one shared-key group is the forwarded /24: adjusted, it is one box, so its key is
-    # not "shared" at all; only the other group's key and hosts remain
+    # every published cell follows the k rule (issue 14): a count of fewer
+    # than k hosts is withheld as fewer_than_k, a count of k or more is exact
+    if tk["shared_key_hosts"] >= k:
+        assert s["shared_keys"]["keys"] == len(tk["shared_key_groups"])
+        assert s["shared_keys"]["hosts"] == tk["shared_key_hosts"]
+    else:
+        assert s["shared_keys"].get("fewer_than_k") == 1 and "hosts" not in s["shared_keys"]
     in_group = [g for g in tk["shared_key_groups"] if g["hosts"][0].startswith("92.3.79.")]
     others = [g for g in tk["shared_key_groups"] if g not in in_group]
     assert len(in_group) == 1 and len(others) == 1
-    assert s["shared_keys"]["keys_adjusted"] == 1
-    assert s["shared_keys"]["hosts_adjusted"] == len(others[0]["hosts"])
-    assert s["batch_gcd"]["moduli_sharing_prime"] == 2 and s["batch_gcd"]["hosts"] == tk["shared_prime_host_count"]
+    if tk["shared_prime_host_count"] >= k:
+        assert s["batch_gcd"]["moduli_sharing_prime"] == 2 and s["batch_gcd"]["hosts"] == tk["shared_prime_host_count"]
+    else:
+        assert s["batch_gcd"].get("fewer_than_k") == 1 and "moduli_sharing_prime" not in s["batch_gcd"]
     by_alg = {f"ssh-{alg}-{bits}": cell["hosts"] for alg, b in s["key_bits"].items() for bits, cell in b.items()}
-    assert by_alg == tk["by_algorithm"]
+    assert by_alg == {name: n for name, n in tk["by_algorithm"].items() if n >= k}
+    assert all(n >= k for n in by_alg.values())
     # counts only: no fingerprint, modulus or address of the week is in the file
     for g in tk["shared_key_groups"]:
         assert g["fingerprint"] not in text and not any(h in text for h in g["hosts"])

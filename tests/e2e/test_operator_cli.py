@@ -246,9 +246,10 @@ def test_one_config_file_serves_weekly_status_and_render_with_beam_options(ws, c
     assert cli.main(["render", "--config", path]) == EXIT_OK
     assert cli.main(["plan", "--week", WEEK, "--shards", "2", "--config", path]) == EXIT_OK
     capsys.readouterr()
-    bad = write_config(ws, '[beam]\nrunner = "DirectRunner"\ndirect_running_mode = "multi_threading"\n', "bad.toml")
+    bad = write_config(ws, 'shuffle = "beam"\n[beam]\nrunner = "DirectRunner"\ndirect_running_mode = "multi_threading"\n',
+                       "bad.toml")
     assert cli.main(["weekly", "--config", bad]) == EXIT_USAGE        # the [beam] table reaches Beam's checks
-    assert "multi_threading is refused" in capsys.readouterr().err
+    assert "multi_threading is refused with --shuffle beam" in capsys.readouterr().err
     typo = write_config(ws, "[beam]\ndirect_num_wrokers = 2\n", "typo.toml")
     assert cli.main(["weekly", "--config", typo]) == EXIT_USAGE
     assert "--direct_num_wrokers" in capsys.readouterr().err

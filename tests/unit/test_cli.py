@@ -8,8 +8,15 @@ from pipelines.config import ConfigError
 def test_beam_args_default_runner_and_refusals():
     assert beam_args_for([]) == ["--runner=FnApiRunner"]
     assert beam_args_for(["--runner", "DaskRunner"])[:2] == ["--runner", DASK_RUNNER]
+    threads = ["--direct_running_mode", "multi_threading", "--direct_num_workers", "2"]
+    # the file shuffle runs it guarded (pipelines/beam_guard.py); the beam shuffle is refused
+    assert beam_args_for(threads) == ["--runner=FnApiRunner", *threads]
+    assert beam_args_for(threads, "files") == ["--runner=FnApiRunner", *threads]
+    with pytest.raises(ConfigError, match="multi_threading is refused with --shuffle beam"):
+        beam_args_for(threads, "beam")
     with pytest.raises(ConfigError, match="multi_threading"):
-        beam_args_for(["--direct_running_mode", "multi_threading"])
+        beam_args_for(["--direct_running_mode=multi_threading"], "beam")
+    assert beam_args_for(["--direct_running_mode", "multi_processing"], "beam")[0] == "--runner=FnApiRunner"
     with pytest.raises(ConfigError, match="--exlcude"):
         beam_args_for(["--exlcude", "optout.txt"])          # a typo is refused, not ignored
 

@@ -125,3 +125,27 @@ def test_generated_ipv6_spellings_are_found(value, spelling):
     if spelling == "dashed" and "--" not in text and text.count("-") != 7:
         return
     assert Shape.WEEK_ADDRESS in shapes(f"x {text} y", WeekAddresses(v6=frozenset([value])))
+
+
+def test_week_addresses_from_out_reads_ip_bytes_vectorised(tmp_path):
+    import ipaddress
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    addrs = ["198.18.7.9", "203.0.113.77", "2001:db8::40"]
+    raw = [ipaddress.ip_address(a) for a in addrs]
+    ip16 = [ipaddress.IPv6Address(f"::ffff:{a}").packed if a.version == 4 else a.packed for a in raw]
+    folder = tmp_path / "week=2013-W37" / "clean" / "port-22"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"ip": addrs, "ip_bytes": pa.array(ip16, pa.binary(16))}), folder / "part-0000.parquet")
+    old = tmp_path / "week=2013-W36" / "clean" / "port=22"          # a week written before ip_bytes
+    old.mkdir(parents=True)
+    pq.write_table(pa.table({"ip": ["192.0.2.200"]}), old / "part-0000.parquet")
+    week = WeekAddresses.from_out(str(tmp_path), ["2013-W37", "2013-W36"])
+    for a in addrs + ["192.0.2.200"]:
+        ip = ipaddress.ip_address(a)
+        assert (ip.version, int(ip)) in week, a
+    for a in ("198.18.7.10", "2001:db8::41", "0.0.0.0"):
+        ip = ipaddress.ip_address(a)
+        assert (ip.version, int(ip)) not in week, a

@@ -31,6 +31,8 @@ def test_software_is_not_an_identifier(text):
 
 @given(st.ip_addresses(v=4), st.sampled_from(["x", "ip", "host-", "", "[", "addr="]))
 def test_known_address_found_in_every_spelling(ip, prefix):
+    # glued to a word, 0.x.x.x spells a package revision ("0ubuntu0.20.04.1")
+    assume(ip.packed[0] > 0 or prefix in ("", "[", "addr=", "host-"))
     for sp in address_spellings(str(ip)):
         assert find_addresses(f"banner {prefix}{sp} tail", [str(ip)]) == [str(ip)], sp
 

@@ -65,17 +65,34 @@ def test_href_filter_keeps_links_relative():
     assert filters.href("https://db-ip.com", "../../") == "https://db-ip.com"
 
 
-def test_charts_escape_labels_and_scale():
-    assert [charts.nice_max(v) for v in (0, 1, 7, 11, 26, 240, 1730887)] == [1, 1, 10, 20, 50, 250, 2000000]
-    assert charts.ticks(250) == [0, 62, 125, 188, 250]
-    svg = charts.line_chart(["2013-W36", "2013-W37"], [(SCRIPT, [3, None]), (IMG, [None, 9])],
-                            "t<i>", "u1")
-    assert "<script" not in svg and "<img" not in svg and "<i>" not in svg
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
-    ET.fromstring(str(svg))   # well-formed XML
-    bars = charts.bar_chart([(IMG, 5), ("22/tcp", 10)], "bars", "u2")
-    ET.fromstring(str(bars))
-    assert "<img" not in bars
+def test_charts_are_deterministic_scalable_svg_with_text_as_text():
+    from pipelines.report import plots
+    series = [(SCRIPT, [0.3, None]), (IMG, [None, 0.1]), ("costs $5 and $6", [0.2, 0.25])]
+    svg = plots.lines(["2013-W36", "2013-W37"], series, "t<i>")
+    assert svg == plots.lines(["2013-W36", "2013-W37"], series, "t<i>")   # byte for byte
+    root = ET.fromstring(svg)                                  # well-formed XML
+    assert root.get("viewBox") and root.get("width") is None   # scales to its box
+    text = svg.decode()
+    assert "<script" not in text and "<img" not in text and "<i>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text     # labels are text, escaped
+    assert "costs $5 and $6" in text                           # no mathtext
+    assert "<title>t&lt;i&gt;</title>" in text and "dc:date" not in text
+    assert "<style" not in text      # no stylesheet to leak into a page the SVG is pasted into
+    bidi = plots.lines(["W1"], [("evil\u202egnp.exe\x1b[31m", [0.5])], "t")
+    assert "\u202e" not in bidi.decode() and "\\u202e" in bidi.decode() and ET.fromstring(bidi) is not None
+    bars = plots.bars([(IMG, 5), ("22/tcp", 10)], "bars")
+    assert b"<img" not in bars and ET.fromstring(bars) is not None
+
+
+def test_map_classes_and_geometry():
+    from pipelines.report import world
+    assert charts._bounds([12, 40, 300, 5000]) == [12, 40, 130, 450, 1500]
+    assert charts._bounds([7, 7]) == [7]
+    shapes = world.projected()
+    assert {"DE", "US", "CN", "BR", "XK", "AU"} <= set(shapes) and "AQ" not in shapes
+    assert world.equal_earth(0, 0) == (0.0, 0.0)
+    # Equal Earth's extent on the unit sphere: x = 2π/(√3·A1) at the equator, y = 1.3174 at the pole
+    assert world.equal_earth(180, 0) == (2.7066, 0.0) and world.equal_earth(0, 90) == (0.0, 1.3174)
 
 
 # -- a published data root made by hand -------------------------------------------
@@ -151,6 +168,11 @@ class Tags(html.parser.HTMLParser):
         self.tags, self.attrs, self.text = [], [], []
 
     def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        # our charts are the one kind of image: an SVG file of ours, with a text alternative
+        if tag == "img" and a.get("class") == "chart" and re.fullmatch(r"(\.\./)*charts/[\w./-]+\.svg",
+                                                                      a.get("src", "")) and a.get("alt"):
+            tag = "chart-img"
         self.tags.append(tag)
         self.attrs += [name for name, _ in attrs]
 
@@ -175,8 +197,10 @@ def test_hostile_banners_show_as_text_everywhere(files):
             p = parse(data)
             assert "script" not in p.tags and "img" not in p.tags, path
             assert not [a for a in p.attrs if a.startswith("on")], path
-    # the trend chart (SVG) labels pass through the same escaping
-    assert b"<svg" in port and b"<img" not in port
+    # the trend chart's labels (SVG drawn by matplotlib) are escaped text too
+    assert "chart-img" in parse(port).tags
+    svg = files["charts/2013-W37/port-22-tcp-version-shares.svg"]
+    assert b"<script" not in svg and b"&lt;img src=x onerror=alert(1)&gt;" in svg
 
 
 def test_k_suppression_is_visible_and_complete(files, root):
@@ -238,6 +262,14 @@ def test_port_page_top20_risers_fallers_and_trend(files):
     trend = json.loads(files["data/2013-W37/port-22-tcp-trend.json"])["rows"]
     assert trend == [{"value": "OpenSSH 4.3", "hosts_2013-W36": 30, "hosts_2013-W37": 45},
                      {"value": IMG, "hosts_2013-W36": None, "hosts_2013-W37": 15}]
+    # the trend chart draws shares of the port's open hosts (80 in W37, 60 in W36)
+    shares = json.loads(files["data/2013-W37/port-22-tcp-version-shares.json"])["rows"]
+    assert [(r["week"], r["value"], r["hosts_raw"], r["share"]) for r in shares] == [
+        ("2013-W36", "OpenSSH 4.3", 30, 0.5), ("2013-W37", "OpenSSH 4.3", 45, round(45 / 80, 6)),
+        ("2013-W36", IMG, None, None), ("2013-W37", IMG, 15, round(15 / 80, 6))]
+    spec = json.loads(files["charts/2013-W37/port-22-tcp-version-shares.json"])
+    assert spec["data"]["url"] == "https://census.example.org/data/2013-W37/port-22-tcp-version-shares.csv"
+    assert '<img class="chart" src="../../charts/2013-W37/port-22-tcp-version-shares.svg" alt="Line chart' in page
     assert "weeks/2013-W36/port-22-tcp.html" in files
     assert 'href="../2013-W36/port-22-tcp.html"' not in page   # links go through the site root
     assert 'href="../../weeks/2013-W36/port-22-tcp.html"' in page
@@ -247,8 +279,11 @@ def test_feed_and_attribution(files):
     feed = ET.fromstring(files["feed.xml"])
     ns = {"a": "http://www.w3.org/2005/Atom"}
     entries = feed.findall("a:entry", ns)
-    assert [e.find("a:id", ns).text for e in entries] == ["urn:portcensus:week:2013-W37",
-                                                          "urn:portcensus:week:2013-W36"]
+    assert [e.find("a:id", ns).text for e in entries] == [
+        "https://census.example.org/weeks/2013-W37/index.html", "https://census.example.org/weeks/2013-W36/index.html"]
+    assert [e.find("a:link", ns).get("href") for e in entries] == [e.find("a:id", ns).text for e in entries]
+    assert "Biggest change since 2013-W36" in entries[0].find("a:summary", ns).text \
+        or "No port changed beyond noise" in entries[0].find("a:summary", ns).text
     assert [e.find("a:updated", ns).text for e in entries] == ["2013-09-16T00:00:00Z", "2013-09-09T00:00:00Z"]
     assert feed.find("a:updated", ns).text == "2013-09-16T00:00:00Z"
     for path, data in files.items():
@@ -367,4 +402,5 @@ def test_downloads_index_all_weeks_files_and_no_empty_tables(files):
             assert data.count(b"\n") >= 2, f"{path} is an empty download"
     page = files["downloads.html"].decode()
     assert "CC BY 4.0" in page and re.search(r"</a> \d+(\.\d)? (B|kB|MB)", page)
-    assert ">CSV</a>" in page and 'aria-label="' in page
+    # link text says which file, not just "CSV" (visually hidden beyond the short label)
+    assert ">CSV<span class=\"visually-hidden\">: " in page and ">CSV</a>" not in page

@@ -1,0 +1,149 @@
+"""bzip2 block by block, as ``bzip2recover`` does (issue 13): find a block's
+magic ``0x314159265359`` at any bit position, cut the block's bits out up to
+the next block or end-of-stream magic, and decode it alone as a one-block
+stream (``BZh9`` + block + end marker + the block's own CRC as the stream's).
+One bad block then costs only itself, and a stream that failed on the fast
+path is decoded again this way, past the bytes already handed on, so the
+fault is pinned to its block and no block is handed on twice.
+"""
+from __future__ import annotations
+
+import bz2
+from typing import Iterator
+
+from scanners.rawbuf import Fault, RawBuffer, Resync, skip_output
+
+BZIP2_BLOCK = "bzip2_block"
+BZ_MAX_BLOCK_BITS = 8 * (1 << 20)   # a compressed bzip2 block is < 1 MiB (900 kB of input at most)
+BZ_BLOCK = 0x314159265359
+BZ_EOS = 0x177245385090
+TRIAL_OUT = 64 * 1024
+TAIL_FRAMING = 4096      # undecodable bytes after the last block that pass for a stream trailer
+
+
+def _find_bits(buf: RawBuffer, bitpos: int, patterns: tuple[int, ...], limit: int | None = None) -> tuple[int, int] | None:
+    """(bit position, pattern) of the first 48-bit ``patterns`` at or after ``bitpos``."""
+    pos = bitpos // 8
+    step = 1 << 20
+    while True:
+        window = buf.read_from(pos, step + 8)
+        if len(window) < 6:
+            return None
+        big = int.from_bytes(window, "big")
+        nbits = len(window) * 8
+        best = None
+        for pat in patterns:
+            for sh in range(8):
+                # the pattern starting sh bits into a byte fills bytes 1..5 of a 7-byte run
+                v = pat << (8 - sh)       # 56-bit value, pattern at bit sh from the top
+                mid = ((v >> 8) & ((1 << 40) - 1)).to_bytes(5, "big")
+                j = window.find(mid)
+                while j >= 0:
+                    b = (pos + j) * 8 - 8 + sh
+                    rel = b - pos * 8
+                    if b >= bitpos and rel >= 0 and rel + 48 <= nbits and \
+                            (big >> (nbits - rel - 48)) & ((1 << 48) - 1) == pat:
+                        if best is None or b < best[0]:
+                            best = (b, pat)
+                        break
+                    j = window.find(mid, j + 1)
+        if best is not None:
+            return best
+        if len(window) < step + 8 or (limit is not None and pos > limit):
+            return None
+        pos += step
+
+
+def _bits(buf: RawBuffer, start: int, end: int) -> int:
+    lo, hi = start // 8, (end + 7) // 8
+    data = buf.peek(lo, hi - lo)
+    v = int.from_bytes(data, "big")
+    v >>= (hi * 8 - end)
+    return v & ((1 << (end - start)) - 1)
+
+
+def _one_block_stream(buf: RawBuffer, start: int, end: int) -> bytes:
+    """bzip2recover's trick: the block's bits as a stream of its own."""
+    block = _bits(buf, start, end)
+    crc = (block >> (end - start - 80)) & 0xFFFFFFFF    # 32 bits after the 48-bit magic
+    n = end - start + 80
+    v = (block << 80) | (BZ_EOS << 32) | crc
+    pad = -n % 8
+    return b"BZh9" + (v << pad).to_bytes((n + pad) // 8, "big")
+
+
+def _bzip2_block_end(buf: RawBuffer, start: int) -> tuple[int, int] | None:
+    return _find_bits(buf, start + 48, (BZ_BLOCK, BZ_EOS))
+
+
+def bzip2_scan(buf: RawBuffer, bitpos: int) -> Resync | None:
+    while True:
+        hit = _find_bits(buf, bitpos, (BZ_BLOCK,))
+        if hit is None:
+            return None
+        start = hit[0]
+        end = _bzip2_block_end(buf, start)
+        if end is not None and end[0] - start <= BZ_MAX_BLOCK_BITS and \
+                _bzip2_try(_one_block_stream(buf, start, end[0])):
+            return Resync(start // 8, BZIP2_BLOCK, clean=False, bit=start % 8)
+        bitpos = start + 1
+
+
+def _bzip2_try(stream: bytes) -> bool:
+    d = bz2.BZ2Decompressor()
+    try:
+        d.decompress(stream, TRIAL_OUT)
+        while not d.eof and not d.needs_input:
+            d.decompress(b"", TRIAL_OUT)
+    except (OSError, ValueError):
+        return False
+    return d.eof
+
+
+def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Iterator[bytes]:
+    """The stream at ``at`` block by block, the first ``skip`` output bytes not handed on."""
+    first = _find_bits(buf, (at + 4) * 8, (BZ_BLOCK,))
+    if first is None:
+        return Fault(at, "no bzip2 block in the stream")
+    return (yield from bzip2_blocks(buf, first[0], out_slice, skip))
+
+
+def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> Iterator[bytes]:
+    """Blocks one by one from bit ``start`` to the end of the file; a Fault at the first that fails."""
+    while True:
+        end = _bzip2_block_end(buf, start)
+        if end is None:
+            return Fault(start // 8, "", truncated=True)
+        if end[0] - start > BZ_MAX_BLOCK_BITS:
+            return Fault(start // 8, "no bzip2 block ends where a block can")
+        buf.last_fed = start // 8
+        d = bz2.BZ2Decompressor()
+        stream = _one_block_stream(buf, start, end[0])
+        try:
+            out = d.decompress(stream, out_slice)
+            while True:
+                out, skip = skip_output(out, skip)
+                if out:
+                    yield out
+                if d.eof or d.needs_input:
+                    break
+                out = d.decompress(b"", out_slice)
+        except (OSError, ValueError) as exc:
+            return Fault(start // 8, str(exc)[:120])
+        if not d.eof:
+            return Fault(start // 8, "bzip2 block does not end")
+        buf.read_from(end[0] // 8, 1)       # let the buffer forget what is done
+        if end[1] == BZ_BLOCK:
+            start = end[0]
+            continue
+        # end of a stream: its CRC, maybe another stream ("BZh9" + blocks)
+        nxt = _find_bits(buf, end[0] + 80, (BZ_BLOCK,))
+        tail_at = (end[0] + 80 + 7) // 8
+        if nxt is None:
+            rest = buf.drain_from(tail_at)
+            if rest > TAIL_FRAMING:
+                return Fault(tail_at, "undecodable data after the last bzip2 block")
+            return None
+        if nxt[0] // 8 - tail_at > 8:        # more than a stream header between them
+            return Fault(tail_at, "undecodable data between bzip2 streams")
+        start = nxt[0]
