@@ -114,11 +114,16 @@ def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[in
     return table, counts
 
 
-def clean_files(out: str, week: str | None = None) -> list[str]:
-    """The clean Parquet files of one published week (or of all), sorted.
+def folder_clean_files(folder: str) -> list[str]:
+    """The clean Parquet files of one week folder (published or staged), sorted.
     Weeks published before the ``port-<P>`` folders (``port=<P>``) are found too."""
+    return sorted(glob.glob(os.path.join(glob.escape(folder), CLEAN_DIR, "*", "*.parquet")))
+
+
+def clean_files(out: str, week: str | None = None) -> list[str]:
+    """The clean Parquet files of one published week (or of all), sorted."""
     if week:
-        return sorted(glob.glob(os.path.join(glob.escape(week_path(out, week)), CLEAN_DIR, "*", "*.parquet")))
+        return folder_clean_files(week_path(out, week))
     files = glob.glob(os.path.join(glob.escape(out), "week=*", CLEAN_DIR, "*", "*.parquet"))
     # Published week folders only, not a fallback swap's week=<W>.old-<id> (pipelines/publish.py).
     return sorted(f for f in files if _WEEK_DIR.match(os.path.basename(os.path.dirname(os.path.dirname(
@@ -140,10 +145,9 @@ def link_week(out: str, week: str) -> None:
     os.makedirs(view, exist_ok=True)
     target = os.path.join("..", f"week={week}", CLEAN_DIR)
     link = os.path.join(view, week)
-    if os.path.islink(link) and os.readlink(link) == target:
-        pass
-    else:
-        tmp = f"{link}.tmp-{os.getpid()}"
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        # A dot name: readers skip it, and a run killed here leaves nothing they see.
+        tmp = os.path.join(view, f".{week}.tmp-{os.getpid()}")
         if os.path.lexists(tmp):
             os.remove(tmp)
         os.symlink(target, tmp)
@@ -152,8 +156,8 @@ def link_week(out: str, week: str) -> None:
         os.replace(tmp, link)     # atomic: a reader sees the old or the new link
     for name in os.listdir(view):
         path = os.path.join(view, name)
-        if os.path.islink(path) and not os.path.exists(path):
-            os.remove(path)       # its week is gone
+        if os.path.islink(path) and (name.startswith(".") or not os.path.exists(path)):
+            os.remove(path)       # a killed run's temporary link, or a week that is gone
 
 
 # docs/DATA.md's column list is generated from the schema (tests/unit/test_data_doc.py

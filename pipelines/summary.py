@@ -5,7 +5,7 @@ import os
 
 import pyarrow.compute as pc
 
-from pipelines.layout import clean_dataset, week_path  # noqa: F401 (clean_dataset: readers import it from here)
+from pipelines.layout import VIEW_DIR, clean_dataset, week_path  # noqa: F401 (clean_dataset: readers import it from here)
 
 TOP_SSH = 10
 MAX_PORTS = 16
@@ -52,5 +52,6 @@ def format_summary(manifest: dict, out: str) -> str:
             vc = sorted(pc.value_counts(ssh).to_pylist(), key=lambda v: (-v["counts"], v["values"]))
             for v in vc[:TOP_SSH]:
                 lines.append(f"  {v['counts']:>9,} {v['values'].strip()!r}"[:110])
-    lines.append(f"  outputs: {week_path(out, week)}/ (clean/, quarantine/, manifest.json)")
+    lines.append(f"  outputs: {week_path(out, week)}/ (clean/, quarantine/, manifest.json);"
+                 f" every week's clean data: {os.path.join(out, VIEW_DIR)}/ (docs/DATA.md)")
     return "\n".join(lines)

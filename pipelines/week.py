@@ -27,7 +27,7 @@ import uuid
 
 from pipelines.config import RunConfig
 from pipelines.faults import pause_at
-from pipelines.layout import link_week, week_path  # noqa: F401 (week_path: imported from here too)
+from pipelines.layout import link_week, week_path
 from pipelines.manifest import check_identity
 from pipelines.publish import recover, swap_in
 from pipelines.regression import check_regression

@@ -26,7 +26,7 @@ _ZMAP_KEY = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 def sniff_json(head: bytes) -> bool:
     """The first line is one JSON object of zmap field names: ``saddr``, at
-    least one of ``ZMAP_MARKERS`` and no key zmap could not have written.
+    least one of ``ZMAP_MARKERS``, and only lower-case names as zmap writes them.
     Anything else with an ``saddr`` (LZR, a bare ``-f saddr`` list as JSON)
     is no zmap format: ``unknown_format`` unless another reader claims it."""
     line = _first_line(head)

@@ -126,3 +126,26 @@ def test_udp_json_data_is_the_banner_too():
     assert ctx.facts["format"] == "zmap-json"
     (row,) = t.to_pylist()
     assert (row["transport"], row["service"], row["banner"]) == ("udp", "memcached", payload)
+
+
+# Real zmap 2.1.1 udp outputs (tests/fixtures/real/README.md): file, port, banner type, public form.
+REAL_UDP = [("zmap_udp11211.csv", 11211, "memcached", "version=1.6.18"),
+            ("zmap_udp11211.json", 11211, "memcached", "version=1.6.18"),
+            ("zmap_udp88.csv", 88, "kerberos", "krb5 KRB-ERROR KDC_ERR_PREAUTH_REQUIRED"),
+            ("zmap_udp389.csv", 389, "ldap", None)]
+
+
+@pytest.mark.parametrize("name,port,kind,public", REAL_UDP)
+def test_real_zmap_udp_outputs(name, port, kind, public):
+    data = (REAL / name).read_bytes()
+    ctx, t = read(data, source=name)
+    assert ctx.facts["format"] == ("zmap-json" if name.endswith(".json") else "zmap-csv")
+    assert ctx.quarantined == 0 and not ctx.damages
+    (row,) = t.to_pylist()
+    assert (row["port"], row["transport"], row["status"], row["service"]) == (port, "udp", "open", kind)
+    line = data.rstrip(b"\n").split(b"\n")[-1]
+    hexdata = json.loads(line)["data"] if name.endswith(".json") else line.split(b",")[-1].decode()
+    assert row["banner"] == bytes.fromhex(hexdata)
+    parsed = module(by_port(port, "udp").name).parse(row["banner"], kind)
+    if public is not None:
+        assert parsed.public == public
