@@ -32,6 +32,10 @@ CONFIG_HELP = ("TOML file with defaults for these flags (keys as the long flags 
                "checked and unknown keys refused; command-line flags win")
 BEAM_TABLE = "beam"
 _NOT_SETTINGS = {"help", "version", "config", "command"}
+# Shrinking the recorded opt-out list (pipelines/optout_state.py) is a
+# one-time, logged act: in a config file it would repeat on every cron run
+# and quietly undo every later opt-out. Command line only.
+COMMAND_LINE_ONLY = {"replace_optout", "drop_optout_entries"}
 
 
 class ConfigFileError(ValueError):
@@ -117,6 +121,10 @@ def defaults_for(command_parser: argparse.ArgumentParser, all_parsers: dict, val
     typed, beam = {}, []
     for raw_key, value in values.items():
         key = raw_key.replace("-", "_")
+        if key in COMMAND_LINE_ONLY:
+            raise ConfigFileError(f"{raw_key}: only on the command line (--{key.replace('_', '-')}): shrinking the "
+                                  "recorded opt-out list is a one-time act, and a config file would repeat it "
+                                  "on every run")
         if key == BEAM_TABLE:
             flags = beam_flags(value)
             beam = flags if takes_beam else []

@@ -106,6 +106,8 @@ def parsers():
     ({"shuffle": "disk"}, "shuffle: must be one of files, beam, not 'disk'"),
     ({"exlcude": "x"}, "exlcude: unknown setting (no portcensus command has --exlcude)"),
     ({"beam": {"runner": {"x": 1}}}, "beam.runner: expected a string, number or true/false"),
+    ({"replace_optout": "list.txt"}, "replace_optout: only on the command line (--replace-optout)"),
+    ({"drop-optout-entries": "gone.txt"}, "drop-optout-entries: only on the command line (--drop-optout-entries)"),
 ])
 def test_config_values_must_have_their_flags_types(values, message):
     choices = parsers()
