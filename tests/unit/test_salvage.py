@@ -326,7 +326,7 @@ _STREAMS = {
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(_STREAMS)), where=st.floats(0, 1), n=st.integers(1, 300),
        fill=st.sampled_from(["random", "zero", "ff", "cut"]), seed=st.integers(0, 1 << 16))
-def test_any_damage_keeps_only_real_records_and_accounts_every_byte(kind, where, n, fill, seed):
+def test_any_damage_never_raises_and_accounts_every_byte(kind, where, n, fill, seed):
     raw = _STREAMS[kind]
     at = int(where * (len(raw) - 1))
     if fill == "cut":
@@ -337,7 +337,11 @@ def test_any_damage_keeps_only_real_records_and_accounts_every_byte(kind, where,
                  "ff": b"\xff" * n}[fill]
         bad = raw[:at] + piece[:len(raw) - at] + raw[at + n:]
     kept, ctx, rep = read(bad, chunk=8192)
-    assert set(kept) <= set(range(len(_SMALL_SPANS)))
+    if fill == "cut":    # bytes only lost: every record is a real one, once, in order
+        assert kept == sorted(set(kept)) and set(kept) <= set(range(len(_SMALL_SPANS)))
+    # Changed bytes the container does not notice (zstd without checksum, a deflate block
+    # before its CRC) reach the reader as zcat would print them: a changed digit is a record,
+    # so only the byte identity is asserted for them.
     assert_bytes_hold(rep)
 
 
