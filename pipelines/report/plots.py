@@ -73,7 +73,9 @@ def _svg(fig, title: str) -> bytes:
     matplotlib = _mpl()[0]
     buf = io.StringIO()
     with matplotlib.rc_context(RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # no date and no "Matplotlib v3.x.y" creator: the bytes must not change
+        # with the day or a patch release
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = _SIZE.sub(r"\1", text, count=1)
     # matplotlib's one stylesheet rule ("*" selector) would restyle a page the

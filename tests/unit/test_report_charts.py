@@ -11,3 +11,22 @@ def test_map_classes_hold_every_country():
         assert bounds == sorted(set(bounds))
         for v in values:
             assert any(v >= b for b in bounds), (v, bounds)
+
+
+def _every_kind_of_chart() -> dict[str, bytes]:
+    from pipelines.report import plots
+    square = [[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]]
+    return {
+        "bars": plots.bars([("OpenSSH 9.6", 120), ("dropbear", 40)], "bars"),
+        "columns": plots.columns([("1 year", 30), ("unknown", 5)], "columns", muted_last=True),
+        "lines": plots.lines(["2026-W01", "2026-W02"], [("OpenSSH 9.6", [0.4, 0.5])], "lines"),
+        "sparklines": plots.sparklines([("22", [10, 12])], ["2026-W01", "2026-W02"], "sparklines"),
+        "choropleth": plots.choropleth({"DE": square}, {"DE": 0}, ["1+", "none"], "map"),
+    }
+
+
+def test_chart_bytes_do_not_name_the_matplotlib_release():
+    for kind, svg in _every_kind_of_chart().items():
+        assert svg.startswith(b"<?xml") or b"<svg" in svg[:400], kind
+        assert b"Matplotlib v" not in svg, kind
+        assert b"matplotlib.org" not in svg, kind
