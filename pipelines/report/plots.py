@@ -153,10 +153,12 @@ def lines(x_labels: list[str], series: list[tuple[str, list[float | None]]], tit
         bottom = (0.45 + legend_h) / height
         ax = fig.add_axes((0.14, bottom, 0.78, 1 - bottom - 0.1 / height))
         xs = list(range(len(x_labels)))
+        handles, labels = [], []
         for i, (label, values) in enumerate(series):
             ys = [float("nan") if v is None else v for v in values]
-            ax.plot(xs, ys, color=PALETTE[i % 8], linestyle=DASHES[i % 8], marker=MARKERS[i % 8],
-                    markersize=4.5, linewidth=1.6, label=clip(label, 44))
+            handles += ax.plot(xs, ys, color=PALETTE[i % 8], linestyle=DASHES[i % 8], marker=MARKERS[i % 8],
+                               markersize=4.5, linewidth=1.6)
+            labels.append(clip(label, 44))
         every = max(1, -(-len(xs) // 4))
         ticks = sorted(set(xs[::every]) | {xs[-1]})
         ax.set_xticks(ticks, [x_labels[t] for t in ticks])
@@ -166,7 +168,9 @@ def lines(x_labels: list[str], series: list[tuple[str, list[float | None]]], tit
         ax.yaxis.set_major_formatter(_percent if percent else _thousands)
         ax.yaxis.set_major_locator(_mpl()[0].ticker.MaxNLocator(5))
         _plain(ax)
-        ax.legend(loc="upper left", bbox_to_anchor=(-0.14, -0.3 / (height - legend_h - 0.55)), ncol=1, handlelength=2.6,
+        # handles and labels given, not taken from the lines: matplotlib drops a
+        # line label that starts with "_", and a banner's version string may
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(-0.14, -0.3 / (height - legend_h - 0.55)), ncol=1, handlelength=2.6,
                   borderaxespad=0, alignment="left")
     return _draw(height, paint, title)
 

@@ -30,3 +30,13 @@ def test_chart_bytes_do_not_name_the_matplotlib_release():
         assert svg.startswith(b"<?xml") or b"<svg" in svg[:400], kind
         assert b"Matplotlib v" not in svg, kind
         assert b"matplotlib.org" not in svg, kind
+
+
+def test_a_series_named_with_a_leading_underscore_keeps_its_legend_entry():
+    # matplotlib hides auto-collected labels starting with "_"; names come from banners
+    from pipelines.report import plots
+    svg = plots.lines(["2026-W01", "2026-W02"], [("_hidden", [0.1, 0.2]), ("shown", [0.3, 0.4])], "t").decode()
+    assert ">_hidden</text>" in svg
+    assert ">shown</text>" in svg
+    assert svg.index(">_hidden</text>") < svg.index(">shown</text>")   # in the series' order
+
