@@ -237,7 +237,7 @@ def choropleth(shapes: dict[str, list[list[tuple[float, float]]]], classes: dict
     swatches = list(swatches or CLASSES)
     xs = [x for rings in shapes.values() for ring in rings for x, _ in ring]
     ys = [y for rings in shapes.values() for ring in rings for _, y in ring]
-    span_x, span_y = (max(xs) - min(xs)), (max(ys) - min(ys)) if xs else (1, 1)
+    span_x, span_y = ((max(xs) - min(xs)), (max(ys) - min(ys))) if xs else (1, 1)
     map_h = WIDTH * 0.96 * span_y / span_x
     legend_rows = -(-len(legend) // 3)
     height = map_h + 0.2 + 0.2 * legend_rows
@@ -253,8 +253,9 @@ def choropleth(shapes: dict[str, list[list[tuple[float, float]]]], classes: dict
                 polys.append(ring)
                 colours.append(colour)
         ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="#ffffff", linewidths=0.3))
-        ax.set_xlim(min(xs), max(xs))
-        ax.set_ylim(min(ys), max(ys))
+        if xs:
+            ax.set_xlim(min(xs), max(xs))
+            ax.set_ylim(min(ys), max(ys))
         ax.set_aspect("equal")
         ax.set_axis_off()
         handles = [Patch(facecolor=c, label=lab) for c, lab in zip(swatches + [EMPTY], legend)]

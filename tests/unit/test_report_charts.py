@@ -40,3 +40,9 @@ def test_a_series_named_with_a_leading_underscore_keeps_its_legend_entry():
     assert ">shown</text>" in svg
     assert svg.index(">_hidden</text>") < svg.index(">shown</text>")   # in the series' order
 
+
+def test_a_map_without_shapes_is_still_drawn():
+    # the span's "if xs else (1, 1)" guarded only the second span: empty shapes raised
+    from pipelines.report import plots
+    svg = plots.choropleth({}, {}, ["none, or fewer than 10 per port"], "no map data")
+    assert b"<svg" in svg and b"none, or fewer than 10 per port" in svg
