@@ -124,11 +124,14 @@ def sparklines_chart(weeks, i: int, slug: str = "port-sparklines") -> Chart | No
 
 
 def _bounds(values: list[int], n: int = 5) -> list[int]:
-    """n class lower bounds, geometric from the smallest to the largest value,
-    two significant digits; duplicates dropped."""
+    """n class lower bounds, geometric from the smallest to the largest value:
+    the first is the smallest value exactly, the rest two significant digits;
+    duplicates dropped."""
     lo, hi = min(values), max(values)
-    out = []
-    for j in range(n):
+    # the first bound is the smallest value itself, unrounded: rounded (156 ->
+    # 160) it would sit above that value and leave its country without a class
+    out = [lo]
+    for j in range(1, n):
         b = lo * (hi / lo) ** (j / n) if lo > 0 else lo
         digits = max(0, int(math.floor(math.log10(b))) - 1) if b >= 1 else 0
         b = int(round(b / 10 ** digits) * 10 ** digits)
@@ -153,7 +156,7 @@ def map_chart(ix, slug: str = "country-map") -> Chart | None:
         return None
     shapes = projected()
     bounds = _bounds(sorted(per.values()))
-    classes = {c: max(j for j, b in enumerate(bounds) if n >= b) for c, n in per.items()}
+    classes = {c: max((j for j, b in enumerate(bounds) if n >= b), default=0) for c, n in per.items()}
     labels = [f"{intcomma(b)}\u2013{intcomma(bounds[j + 1] - 1)}" if j + 1 < len(bounds) else f"{intcomma(b)}+"
               for j, b in enumerate(bounds)] + [f"none, or fewer than {ix.k} per port"]
     n = len(bounds)

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default=GOLDEN_DIR, help=f"where to write (default: {GOLDEN_DIR})")
     parser.add_argument("--screenshots", metavar="DIR",
                         help="also photograph the four evolving demo weeks' home and port-22 pages into DIR "
-                             "(the README's docs/img; needs /usr/bin/chromium)")
+                             "(the README's docs/img; needs /usr/bin/chromium, skipped without it)")
     args = parser.parse_args(argv)
     from pipelines.report.render import write_site
     with tempfile.TemporaryDirectory() as base:
@@ -141,9 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     write_site(files, args.dest)
     print(f"wrote {len(files)} golden files to {args.dest}; review the diff before committing")
     if args.screenshots:
-        from pipelines.report.screenshots import ScreenshotError, main as screenshots
+        from pipelines.report.screenshots import NoChromium, ScreenshotError, main as screenshots
         try:
             shots = screenshots(args.screenshots)
+        except NoChromium:
+            # the golden site is written and is what the tests need; the README's
+            # pictures wait for a machine with a browser
+            print("screenshots skipped: no Chromium")
+            return 0
         except ScreenshotError as exc:
             print(f"no screenshots: {exc}", file=sys.stderr)
             return 1

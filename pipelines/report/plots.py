@@ -73,7 +73,9 @@ def _svg(fig, title: str) -> bytes:
     matplotlib = _mpl()[0]
     buf = io.StringIO()
     with matplotlib.rc_context(RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # no date and no "Matplotlib v3.x.y" creator: the bytes must not change
+        # with the day or a patch release
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = _SIZE.sub(r"\1", text, count=1)
     # matplotlib's one stylesheet rule ("*" selector) would restyle a page the
@@ -151,10 +153,12 @@ def lines(x_labels: list[str], series: list[tuple[str, list[float | None]]], tit
         bottom = (0.45 + legend_h) / height
         ax = fig.add_axes((0.14, bottom, 0.78, 1 - bottom - 0.1 / height))
         xs = list(range(len(x_labels)))
+        handles, labels = [], []
         for i, (label, values) in enumerate(series):
             ys = [float("nan") if v is None else v for v in values]
-            ax.plot(xs, ys, color=PALETTE[i % 8], linestyle=DASHES[i % 8], marker=MARKERS[i % 8],
-                    markersize=4.5, linewidth=1.6, label=clip(label, 44))
+            handles += ax.plot(xs, ys, color=PALETTE[i % 8], linestyle=DASHES[i % 8], marker=MARKERS[i % 8],
+                               markersize=4.5, linewidth=1.6)
+            labels.append(clip(label, 44))
         every = max(1, -(-len(xs) // 4))
         ticks = sorted(set(xs[::every]) | {xs[-1]})
         ax.set_xticks(ticks, [x_labels[t] for t in ticks])
@@ -164,7 +168,9 @@ def lines(x_labels: list[str], series: list[tuple[str, list[float | None]]], tit
         ax.yaxis.set_major_formatter(_percent if percent else _thousands)
         ax.yaxis.set_major_locator(_mpl()[0].ticker.MaxNLocator(5))
         _plain(ax)
-        ax.legend(loc="upper left", bbox_to_anchor=(-0.14, -0.3 / (height - legend_h - 0.55)), ncol=1, handlelength=2.6,
+        # handles and labels given, not taken from the lines: matplotlib drops a
+        # line label that starts with "_", and a banner's version string may
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(-0.14, -0.3 / (height - legend_h - 0.55)), ncol=1, handlelength=2.6,
                   borderaxespad=0, alignment="left")
     return _draw(height, paint, title)
 
@@ -231,7 +237,7 @@ def choropleth(shapes: dict[str, list[list[tuple[float, float]]]], classes: dict
     swatches = list(swatches or CLASSES)
     xs = [x for rings in shapes.values() for ring in rings for x, _ in ring]
     ys = [y for rings in shapes.values() for ring in rings for _, y in ring]
-    span_x, span_y = (max(xs) - min(xs)), (max(ys) - min(ys)) if xs else (1, 1)
+    span_x, span_y = ((max(xs) - min(xs)), (max(ys) - min(ys))) if xs else (1, 1)
     map_h = WIDTH * 0.96 * span_y / span_x
     legend_rows = -(-len(legend) // 3)
     height = map_h + 0.2 + 0.2 * legend_rows
@@ -247,8 +253,9 @@ def choropleth(shapes: dict[str, list[list[tuple[float, float]]]], classes: dict
                 polys.append(ring)
                 colours.append(colour)
         ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="#ffffff", linewidths=0.3))
-        ax.set_xlim(min(xs), max(xs))
-        ax.set_ylim(min(ys), max(ys))
+        if xs:
+            ax.set_xlim(min(xs), max(xs))
+            ax.set_ylim(min(ys), max(ys))
         ax.set_aspect("equal")
         ax.set_axis_off()
         handles = [Patch(facecolor=c, label=lab) for c, lab in zip(swatches + [EMPTY], legend)]

@@ -4,8 +4,8 @@ page at desktop width and the port-22 page at a phone's.
 
     python -m pipelines.report.golden --screenshots docs/img   # make golden does this
 
-Needs /usr/bin/chromium (`make system-deps`); without it ``ScreenshotError``
-says so and nothing is written. The site is served on 127.0.0.1 only, for
+Needs /usr/bin/chromium (`make system-deps`); without it ``NoChromium`` (a
+``ScreenshotError``) says so before the demo runs, and nothing is written. The site is served on 127.0.0.1 only, for
 the seconds the pictures take. PNG bytes vary with Chromium's version and
 fonts, so they are documentation, not golden files.
 """
@@ -34,6 +34,15 @@ class ScreenshotError(Exception):
     pass
 
 
+class NoChromium(ScreenshotError):
+    """No browser on this machine: the pictures are skipped, not failed."""
+
+
+def _need_chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        raise NoChromium(f"no {CHROMIUM}: make system-deps installs Chromium")
+
+
 def demo_site(base: str) -> str:
     """Four evolving demo weeks through the real pipeline and renderer; returns the site folder."""
     raw, out, site = (os.path.join(base, d) for d in ("raw", "out", "site"))
@@ -53,8 +62,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 def take(site: str, dest: str) -> list[str]:
     """Photograph ``site`` into ``dest``; returns the files written."""
-    if not os.path.exists(CHROMIUM):
-        raise ScreenshotError(f"no {CHROMIUM}: make system-deps installs Chromium")
+    _need_chromium()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=site))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -78,6 +86,7 @@ def take(site: str, dest: str) -> list[str]:
 
 
 def main(dest: str) -> list[str]:
+    _need_chromium()     # before the minutes of the four-week demo pipeline, not after
     base = tempfile.mkdtemp(prefix="portcensus-shots-")
     try:
         return take(demo_site(base), dest)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -37,25 +38,37 @@ class Browser:
     def __init__(self, profile: str, timeout: float = 30):
         self.profile, self.timeout = profile, timeout
         self.proc = None
+        self.log = None
         self.ws = None
         self._id = 0
         self.events: list[dict] = []   # events received while waiting for a command's answer
 
     def __enter__(self) -> "Browser":
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()       # a browser started but not reached must not outlive the test
+            raise
+
+    def _start(self) -> "Browser":
         import websocket   # websocket-client (PyPI), a test dependency
         os.makedirs(self.profile, exist_ok=True)
+        # stderr to a file, not a pipe: nothing reads a pipe after the DevTools
+        # line, and a full one would block Chromium mid-test
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + self.timeout
         port = None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line and self.proc.poll() is not None:
-                raise CDPError(f"chromium exited with {self.proc.returncode}")
-            m = LISTENING.search(line)
+        while port is None and time.monotonic() < deadline:
+            self.log.seek(0)
+            m = LISTENING.search(self.log.read().decode("utf-8", "replace"))
             if m:
                 port = m.group(2)
-                break
+            elif self.proc.poll() is not None:
+                raise CDPError(f"chromium exited with {self.proc.returncode}")
+            else:
+                time.sleep(0.05)
         if port is None:
             raise CDPError("chromium did not open its DevTools port")
         # the first tab: its own websocket (a page target)
@@ -70,14 +83,19 @@ class Browser:
     def __exit__(self, *exc) -> None:
         if self.ws is not None:
             self.ws.close()
+            self.ws = None
         if self.proc is not None:
-            self.proc.terminate()
+            if self.proc.poll() is None:
+                self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            self.proc.stderr.close()
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def call(self, method: str, **params) -> dict:
         """Send one command; returns its result (events met meanwhile are kept)."""

@@ -113,6 +113,13 @@ def test_site_matches_the_golden_files(site_files):
                          "if intended, run python -m pipelines.report.golden and review the diff")
 
 
+def test_no_chart_names_the_matplotlib_release(site_files):
+    # a "Matplotlib v3.x.y" creator would change every chart's bytes with a patch release
+    svgs = [p for p in site_files if p.endswith(".svg")]
+    assert svgs
+    assert [p for p in svgs if b"Matplotlib v" in site_files[p]] == []
+
+
 def test_nothing_on_the_site_names_a_scanned_host(published, site_files):
     ips = set()
     for week in golden.WEEKS:
