@@ -354,7 +354,9 @@ def cmd_process(args, extra: list[str]) -> int:
             weeks = []   # nothing to rerun; reapply_optout below still gives it a new opt-out
         outcomes = run_weeks(cfg, weeks, beam_args, force, keep_going=weekly, quiet=args.quiet,
                              on_week=lambda i, n, w, why: progress(i - 1, n, f"{w}: {'; '.join(why)}"))
-        reapplied = reapply_optout(cfg, raw_gone_only=True)
+        # every published week made with another list, not only those without raw
+        # files: render publishes them all (weeks rerun above already match it)
+        reapplied = reapply_optout(cfg, raw_gone_only=False)
         ran = [o for o in outcomes if o.published]
         site_config = getattr(args, "site_config", None)
         if not args.no_site and (ran or reapplied or force or site_is_stale(cfg.out, args.site, site_config)):

@@ -95,10 +95,10 @@ def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) 
         from pipelines.state import optout_digest
         print(describe(optout))
         if cfg.exclude:
-            reapply = pending(cfg.out, optout_digest(cfg.exclude),
-                              lambda w: not os.path.isdir(os.path.join(cfg.raw, w)))
+            # as the real run: every published week not rerun here (pipelines/cli_ops.py)
+            reapply = pending(cfg.out, optout_digest(cfg.exclude), lambda w: w not in todo)
         for w in reapply:
-            print(f"would apply the opt-out list to the published data of {w} (its raw files are gone)")
+            print(f"would apply the opt-out list to the published data of {w} (not rerun)")
     for w, why in plan:
         if not why:
             print(f"{w}: up to date, would be skipped")

@@ -92,6 +92,10 @@ class WeekAddresses:
     128-bit ones (``::ffff:a.b.c.d`` rows count as IPv4)."""
     v4: "frozenset[int] | object" = frozenset()
     v6: frozenset[int] = frozenset()
+    # OUT's recorded opt-out ranges ((first, last), merged and sorted): the
+    # excluded hosts are in no clean or quarantine row, yet are input too
+    optout_v4: tuple = ()
+    optout_v6: tuple = ()
 
     @classmethod
     def from_texts(cls, texts) -> "WeekAddresses":
@@ -138,10 +142,22 @@ class WeekAddresses:
                 texts.extend(v for v in pc.unique(col).to_pylist() if v)
         spelled = cls.from_texts(texts)
         v4 = np.unique(np.concatenate(v4_parts + [np.fromiter(spelled.v4, np.uint32, len(spelled.v4))]))
-        return cls(v4, frozenset(v6 | set(spelled.v6)))
+        from pipelines.optout_state import recorded
+        rec = recorded(out)
+        opt4, opt6 = (tuple(rec[0]), tuple(rec[1])) if rec else ((), ())
+        return cls(v4, frozenset(v6 | set(spelled.v6)), opt4, opt6)
+
+    @property
+    def any_v4(self) -> bool:
+        return bool(len(self.v4) or self.optout_v4)
 
     def __contains__(self, item: tuple[int, int]) -> bool:
         version, value = item
+        ranges = self.optout_v4 if version == 4 else self.optout_v6
+        if ranges:
+            i = bisect.bisect_right(ranges, (value, 1 << 130)) - 1
+            if i >= 0 and ranges[i][0] <= value <= ranges[i][1]:
+                return True
         if version != 4:
             return value in self.v6
         if isinstance(self.v4, (set, frozenset)):
@@ -324,7 +340,7 @@ def _positions(low: str, week: WeekAddresses, allow: Allowlist) -> list[tuple[in
         octets = [int(x) for x in m.group(0).split(".")]
         if max(octets) <= 255 and m.group(0) not in allow.tokens:
             addr_hit(m.start(), 4, octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3], Shape.IPV4)
-    if len(week.v4):
+    if week.any_v4:
         for m in _HEX32.finditer(low):
             if not (m.start() and low[m.start() - 1].isdigit()):
                 addr_hit(m.start(), 4, int(m.group(0), 16), None)

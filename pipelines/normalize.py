@@ -93,6 +93,27 @@ ExcludedFn = Callable[[pa.FixedSizeBinaryArray, np.ndarray], np.ndarray]
 _REASONS = (None,) + tuple(QuarantineReason)
 
 
+def _listed_spelled(texts, rows: np.ndarray, excluded: ExcludedFn) -> np.ndarray:
+    """True for the ``rows`` whose raw address text spells a listed address
+    (the decoding pipelines/optout.py listed_excerpts uses)."""
+    from pipelines.leakcheck import literal_texts   # pure; its address regexes
+    values = texts.to_pylist()
+    at, spelled = [], []
+    for i in np.flatnonzero(rows):
+        v = values[i]
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        for t in literal_texts(v or ""):
+            at.append(i)
+            spelled.append(t)
+    hit = np.zeros(len(values), bool)
+    if spelled:
+        p = parse_ips(pa.array(spelled, pa.string()))
+        found = np.asarray(excluded(p.ip16, p.version), dtype=bool) & p.valid
+        hit[np.asarray(at)[found]] = True
+    return hit
+
+
 def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
                     excluded: ExcludedFn | None = None) -> NormalizeResult:
     n = batch.num_rows
@@ -139,8 +160,12 @@ def normalize_batch(batch: pa.RecordBatch, limits: Limits = Limits(),
     ex = np.zeros(n, dtype=bool)
     if excluded is not None and ips.valid.any():
         ex = np.asarray(excluded(ips.ip16, ips.version), dtype=bool) & ips.valid
-        if ex.any():
-            ex_counts = _count_by_file(batch, ex)
+    if excluded is not None and not ips.valid.all():
+        # an address field that does not parse (" 10.0.0.1", "10.0.0.1:22",
+        # "[2001:db8::1]") may still spell a listed host: excluded, not quarantined
+        ex |= _listed_spelled(batch.column("ip"), ~ips.valid, excluded)
+    if ex.any():
+        ex_counts = _count_by_file(batch, ex)
 
     bad = (code != 0) & ~ex
     quarantine = _quarantine_rows(batch, np.flatnonzero(bad), code) if bad.any() else None

@@ -125,6 +125,22 @@ def reapply_optout(cfg: RunConfig, raw_gone_only: bool = True) -> list[tuple[str
     return done
 
 
+def _refuse_stale_optout(out: str) -> None:
+    """Defence for render: a published week made with another opt-out list
+    than OUT's recorded one would publish opted-out hosts. Callers apply the
+    list first (reapply_optout); if one did not, refuse (OptOutStateError, exit 2)."""
+    from pipelines.optout_reapply import pending
+    from pipelines.optout_state import OptOutStateError, intervals_digest, recorded
+    rec = recorded(out)
+    if rec is None or (not rec[0] and not rec[1]):
+        return
+    stale = pending(out, intervals_digest(rec[0], rec[1]))
+    if stale:
+        raise OptOutStateError(f"not publishing: week(s) {', '.join(stale)} were made with another opt-out list "
+                               f"than the one recorded in {out}/state; run `portcensus render --out {out}` "
+                               f"to apply it first")
+
+
 def _record_last_run(out: str, week: str) -> None:
     # Operational state, kept apart from the manifest so that published
     # outputs never depend on the clock.
@@ -237,6 +253,7 @@ def render(cfg: RunConfig, site: str, build_date: str | None = None, plan_path: 
     from pipelines.report.render import render_site
     if not published_weeks(cfg.out):
         return {}
+    _refuse_stale_optout(cfg.out)
     files = render_site(cfg.out, site, build_date, cfg.k, plan_path,
                         before_swap=lambda: pause_at("render", cfg.pause_at), site_config=site_config)
     path = _site_state(cfg.out)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pipelines import aggregate as agg
 from pipelines.layout import clean_dataset, week_path
 from pipelines.report.facts import load_week_facts
+from pipelines.report.regate import gate_stored
 from pipelines.week import load_manifest, published_weeks
 
 
@@ -102,15 +103,10 @@ def load_week(out: str, week: str, k: int, from_clean: bool = False) -> WeekData
         stored = pq.read_table(parquet).select(agg.AGG_SCHEMA.names).cast(agg.AGG_SCHEMA)
         if stored.num_rows and set(stored.column("week").to_pylist()) != {week}:
             raise ReportError(f"{parquet} holds rows of another week")
-        table = agg.suppress(stored, k)
-        if table.equals(agg.sort(stored)) and all(
-                os.path.exists(os.path.join(folder, n)) for n in agg.AGG_FILES):
-            downloads = {}
-            for name in agg.AGG_FILES:
-                with open(os.path.join(folder, name), "rb") as f:
-                    downloads[name] = f.read()
-        else:
-            downloads = agg.serialise(table)
+        # stored values are not trusted (an older writer, a weaker gate): gated
+        # again, and the downloads written from the gated table, never copied
+        table = agg.suppress(gate_stored(stored), k)
+        downloads = agg.serialise(table)
         keys = _host_keys(folder, k)
         if keys is not None:
             downloads[HOST_KEYS] = (json.dumps(keys, indent=2, sort_keys=True) + "\n").encode()

@@ -26,7 +26,8 @@ separators into parts; it is kept when
 rule's pattern and every name a rule publishes (``rules/*.toml``), plus the
 protocol words in ``FIXED_WORDS`` (``POP3``, ``IMAP4rev1``, ``UTF8``). A
 letters-and-digits word that is none of these (``dc01``, ``EXCH01``) is a
-host. Tokens right after a backslash are escapes (``\\xc3``, ``\\u001b``)
+host, and so is a Windows default machine name (``WIN-7H3J2K1L0M9``,
+``DESKTOP-4F2K9QX``, ``JOHNS-PC``, ``ANNA-LAPTOP``). Tokens right after a backslash are escapes (``\\xc3``, ``\\u001b``)
 and are left alone.
 """
 from __future__ import annotations
@@ -55,6 +56,10 @@ _TOKEN = re.compile(r"(?<![\\\w.+~<-])[\w][\w.+~-]*")
 _SPLIT = re.compile(r"[-_.+~]+")
 _ESCAPE_RUN = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# Windows' default machine names (WIN-7H3J2K1L0M9, DESKTOP-4F2K9QX) and the
+# owner-named ones setup suggests (JOHNS-PC, ANNA-LAPTOP): each part alone
+# looks like software (upper case, a leading digit), the whole is a host.
+_WINDOWS_NAME = re.compile(r"(?i)WIN-[A-Z0-9]{11}|DESKTOP-[A-Z0-9]{7}|[A-Z][A-Z0-9]*-(?:PC|LAPTOP)")
 
 
 @functools.cache
@@ -83,6 +88,8 @@ def is_host_word(token: str, words: frozenset[str] | None = None) -> bool:
     """Whether a free-text token is host-name-shaped (see the module doc)."""
     words = known_words() if words is None else words
     token = token.strip(".-_+~")
+    if _WINDOWS_NAME.fullmatch(token):
+        return True
     if not token or token.lower() in words:
         return False
     parts = [p for p in _SPLIT.split(token) if p]

@@ -53,15 +53,18 @@ def test_the_demo_site_passes_because_its_scanner_ranges_are_allowed(published):
     assert find_leaks(files, week, load_allowlist()) == []
 
 
-def _plant(out, value: str) -> None:
-    """A banner that got past redaction, as if the stage had written it."""
-    path = os.path.join(out, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")
-    t = pq.read_table(path)
-    banner22 = pc.and_(pc.equal(t.column("dimension"), "banner"), pc.equal(t.column("port"), 22))
-    first = pc.index(banner22, True).as_py()
-    values = t.column("value").to_pylist()
-    values[first] = value
-    pq.write_table(t.set_column(t.schema.get_field_index("value"), "value", pa.array(values, pa.string())), path)
+def _plant(tmp_path, value: str) -> str:
+    """A site config whose policy text spells ``value``: text the gate does not
+    rewrite (stored aggregates are gated again at render, so a value planted
+    there would be redacted before the leak check saw it). Its path."""
+    from pipelines.report.identity import DEMO_SITE_CONFIG, HERE
+    text = open(DEMO_SITE_CONFIG).read()
+    text = text.replace('policy = """\n', f'policy = """\nOur scanners once answered as {value}.\n', 1)
+    text = text.replace('plan = "demo_plan.toml"', f'plan = "{os.path.join(HERE, "demo_plan.toml")}"')
+    assert value in text
+    path = tmp_path / "planted_site.toml"
+    path.write_text(text)
+    return str(path)
 
 
 @pytest.mark.parametrize("spelling", ["ec2-{d}", "SSH-2.0-OpenSSH_5.3 {hex}", "host {rdns}.in-addr.arpa"])
@@ -74,36 +77,50 @@ def test_a_planted_address_of_the_week_blocks_the_build_and_keeps_the_previous_s
     o = [int(x) for x in ip.split(".")]
     planted = spelling.format(d="-".join(map(str, o)), hex="0x%02x%02x%02x%02x" % tuple(o),
                               rdns=".".join(map(str, reversed(o))))
-    agg = os.path.join(out, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")
-    original = open(agg, "rb").read()
-    try:
-        _plant(out, planted)
-        capsys.readouterr()
-        assert cli.main(["render", "--out", str(out), "--site", str(site)]) == EXIT_LEAK
-        err = capsys.readouterr().err
-        assert "weeks/2013-W37/port-22-tcp.html" in err and Shape.WEEK_ADDRESS.value in err
-        assert planted not in err and ip not in err
-        log = (out / "logs" / "portcensus.log").read_text() if (out / "logs" / "portcensus.log").exists() else ""
-        assert planted not in log and ip not in log
-        assert _tree(site) == before          # not one file of the previous site changed
-    finally:
-        with open(agg, "wb") as f:
-            f.write(original)
+    config = _plant(tmp_path, planted)
+    capsys.readouterr()
+    assert cli.main(["render", "--out", str(out), "--site", str(site), "--site-config", config]) == EXIT_LEAK
+    err = capsys.readouterr().err
+    assert ".html" in err and Shape.WEEK_ADDRESS.value in err
+    assert planted not in err and ip not in err
+    log = (out / "logs" / "portcensus.log").read_text() if (out / "logs" / "portcensus.log").exists() else ""
+    assert planted not in log and ip not in log
+    assert _tree(site) == before          # not one file of the previous site changed
     assert cli.main(["render", "--out", str(out), "--site", str(site)]) == EXIT_OK
 
 
-def test_a_planted_mac_or_dn_blocks_the_build_too(published, capsys):
+def test_a_planted_mac_or_dn_blocks_the_build_too(published, tmp_path, capsys):
     out, site = published
-    agg = os.path.join(out, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")
-    original = open(agg, "rb").read()
+    for planted, shape in (("MAC:00:0c:29:3e:5b:7a", Shape.MAC), ("CN=dc01,OU=Servers,DC=corp", Shape.DN)):
+        config = _plant(tmp_path, planted)
+        capsys.readouterr()
+        assert cli.main(["render", "--out", str(out), "--site", str(site), "--site-config", config]) == EXIT_LEAK
+        assert shape.value in capsys.readouterr().err
+
+
+def test_stored_aggregate_values_pass_the_gate_before_they_are_published(published, tmp_path):
+    """An aggregates.parquet written before the gate (or by an older writer)
+    holds an ungated product: render publishes it <redacted>, never as stored."""
+    out, _ = published
+    path = os.path.join(out, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")
+    original = open(path, "rb").read()
+    planted = "OpenSSH bastion.corp.example"
     try:
-        for planted, shape in (("MAC:00:0c:29:3e:5b:7a", Shape.MAC), ("CN=dc01,OU=Servers,DC=corp", Shape.DN)):
-            _plant(out, planted)
-            capsys.readouterr()
-            assert cli.main(["render", "--out", str(out), "--site", str(site)]) == EXIT_LEAK
-            assert shape.value in capsys.readouterr().err
-            with open(agg, "wb") as f:
-                f.write(original)
+        t = pq.read_table(path)
+        prod = pc.equal(t.column("dimension"), "product")
+        first = pc.index(prod, True).as_py()
+        values = t.column("value").to_pylist()
+        values[first] = planted
+        pq.write_table(t.set_column(t.schema.get_field_index("value"), "value", pa.array(values, pa.string())),
+                       path)
+        site = tmp_path / "site"
+        assert cli.main(["render", "--out", str(out), "--site", str(site)]) == EXIT_OK
+        hits = [p for p in site.rglob("*") if p.is_file() and b"bastion.corp.example" in p.read_bytes()]
+        assert hits == []
+        data = next(p for p in site.rglob("aggregates.parquet"))
+        products = pq.read_table(data).filter(pc.equal(pq.read_table(data).column("dimension"), "product"))
+        assert "<redacted>" in products.column("value").to_pylist()
+        assert planted not in products.column("value").to_pylist()
     finally:
-        with open(agg, "wb") as f:
+        with open(path, "wb") as f:
             f.write(original)

@@ -225,3 +225,50 @@ def test_render_applies_the_recorded_list_to_published_weeks(demo_raw, tmp_path)
     assert (out / "state" / "optout.txt").exists()
     # the week now matches the recorded list: an incremental run has nothing to do
     assert _run(raw, out) == EXIT_OK
+
+
+def test_a_run_of_another_week_with_a_new_list_applies_it_to_published_weeks_that_keep_raw_files(demo_raw,
+                                                                                               tmp_path):
+    raw, _ = _raw_copy(demo_raw, tmp_path)
+    out, site = tmp_path / "out", tmp_path / "site"
+    base = ["--raw", str(raw), "--out", str(out), "--site", str(site), "--quiet"]
+    assert cli.main(["run", "--week", DEMO_WEEK, *base] + BEAM) == EXIT_DAMAGED
+    before = clean_dataset(str(out), DEMO_WEEK).to_table()
+    ssh = before.filter(pc.and_(pc.equal(before.column("port"), 22), pc.equal(before.column("status"), "open")))
+    listed = sorted(set(ssh.column("ip").to_pylist()))[:3]
+    agg_path = os.path.join(out, f"week={DEMO_WEEK}", "aggregates", "aggregates.parquet")
+
+    def port22_total(t):
+        rows = t.filter(pc.and_(pc.equal(t.column("dimension"), "total"), pc.equal(t.column("port"), 22)))
+        return pc.sum(rows.column("hosts_raw")).as_py()
+    total_before = port22_total(pq.read_table(agg_path))
+    # a second week (W1's raw files stay in place), run with a new list naming W1's hosts
+    w2 = "2013-W38"
+    (raw / w2).mkdir()
+    (raw / w2 / "masscan-w2.list").write_text("#masscan\nopen tcp 22 81.2.69.160 1379386804\n")
+    optout = tmp_path / "optout.txt"
+    optout.write_text("".join(f"{ip}\n" for ip in listed))
+    assert cli.main(["run", "--week", w2, *base, "--exclude", str(optout)] + BEAM) in (EXIT_OK, EXIT_DAMAGED)
+    assert not set(listed) & _clean_ips(out)
+    assert _manifest(out)["run"]["optout_entries_sha256"]
+    total = port22_total(pq.read_table(agg_path))
+    assert total == total_before - len(listed)
+    assert f"{total:,}".encode() in (site / "weeks" / DEMO_WEEK / "port-22-tcp.html").read_bytes()
+    for page in site.rglob("*"):
+        if page.is_file():
+            assert not any(ip.encode() in page.read_bytes() for ip in listed), page
+
+
+def test_render_refuses_a_published_week_made_with_another_list_than_the_recorded_one(demo_raw, tmp_path):
+    from pipelines.config import RunConfig
+    from pipelines.optout_state import OptOutStateError, apply
+    from pipelines.orchestrate import render
+    raw, _ = _raw_copy(demo_raw, tmp_path)
+    out = tmp_path / "out"
+    assert _run(raw, out) == EXIT_DAMAGED
+    optout = tmp_path / "optout.txt"
+    optout.write_text(f"{sorted(_clean_ips(out))[3]}\n")
+    apply(str(out), str(optout))                 # recorded, but not applied to the week
+    with pytest.raises(OptOutStateError, match=DEMO_WEEK):
+        render(RunConfig(week=DEMO_WEEK, out=str(out)), str(tmp_path / "site"))
+    assert not (tmp_path / "site").exists()

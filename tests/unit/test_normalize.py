@@ -125,3 +125,18 @@ def test_records_outside_the_window_or_without_time_are_quarantined():
     # Without a window only the time itself is checked (a null one never passes).
     res = normalize_batch(raw_batch(rows), Limits())
     assert res.quarantine.to_pydict()["reason"] == [R.MISSING_TIMESTAMP, R.INVALID_TIMESTAMP]
+
+
+def test_an_opted_out_host_whose_address_field_does_not_parse_is_excluded_not_quarantined(tmp_path):
+    from pipelines.optout import load_optout
+    listed = tmp_path / "optout.txt"
+    listed.write_text("10.20.16.40\n2001:db8::40\n")
+    optout = load_optout(str(listed))
+    spellings = [" 10.20.16.40", "10.20.16.40:22", "10.20.16.40/32", "[2001:db8::40]"]
+    rows = [dict(ip=s, port=22, transport="tcp", status="open", timestamp=T, source_file="a") for s in spellings]
+    rows.append(dict(ip="10.20.16.41:22", port=22, transport="tcp", status="open", timestamp=T, source_file="a"))
+    res = normalize_batch(raw_batch(rows), lab_limits(), excluded=optout.contains)
+    assert res.excluded == {"a": len(spellings)}
+    q = res.quarantine.to_pydict()
+    assert q["reason"] == [R.INVALID_IP]              # only the host that is not listed
+    assert not any("10.20.16.40" in e or "2001:db8::40" in e for e in q["excerpt"])
