@@ -313,3 +313,17 @@ def test_geoip_is_compared_by_database_build_not_by_file(ws, capsys):
         pytest.skip("no second GeoIP build to compare with (/work/shared absent)")
     assert cli.main(args(ws, "weekly", "--dry-run", "--geoip-country-db", SHARED_GEOIP)) == EXIT_OK
     assert f"would process {WEEK}: GeoIP database build changed: country" in capsys.readouterr().out
+
+
+def test_a_week_with_a_fifo_is_up_to_date_after_its_run(ws, capsys):
+    # The manifest and the change check must record the same token for a problem
+    # entry, or the week is reprocessed on every run ("inputs changed: pipe.json").
+    os.mkfifo(ws / "raw" / WEEK / "pipe.json")
+    cli.main(args(ws, "run", "--week", WEEK, "--accept-regression"))
+    manifest = json.loads((ws / "out" / f"week={WEEK}" / "manifest.json").read_text())
+    pipe = {f["file"]: f for f in manifest["files"]}["pipe.json"]
+    assert pipe["damage"][0]["kind"] == "not_a_regular_file"
+    capsys.readouterr()
+    assert cli.main(args(ws, "run", "--week", WEEK, "--dry-run")) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"{WEEK}: up to date, would be skipped" in out, out
