@@ -9,7 +9,8 @@ Each format module in ``scanners/formats/`` exposes
 Order matters: the first format whose ``sniff`` says yes reads the file, so
 specific signatures (magic strings) come before loose ones (a bare IP list).
 If none says yes at the first line, ``sniff_at`` tries the head from each
-later line (junk before the first record is quarantined, not fatal).
+later line (junk before the first record is quarantined, not fatal); past
+that window ``_sniff_further`` keeps looking, one bounded window at a time.
 """
 from __future__ import annotations
 
