@@ -179,8 +179,10 @@ def _scan(head: bytes, formats, mid_line: bool, final: bool) -> tuple[Format | N
         end = len(head) if nl < 0 else nl
         if head[pos:end].strip(b" \t\r"):
             tried += 1
+            nxt = head.find(b"\n", end + 1)   # a sniffer sees this line and the next, not the whole carry
+            sample = head[pos:min(len(head) if nxt < 0 else nxt + 1, pos + SNIFF_BYTES)]
             for fmt in formats:
-                if fmt.sniff(head[pos:]):
+                if fmt.sniff(sample):
                     return fmt, pos
         pos = end + 1
     return None, min(pos, len(head))
