@@ -359,10 +359,32 @@ def cmd_process(args, extra: list[str]) -> int:
         reapplied = reapply_optout(cfg, raw_gone_only=False)
         ran = [o for o in outcomes if o.published]
         site_config = getattr(args, "site_config", None)
+        leak = None
         if not args.no_site and (ran or reapplied or force or site_is_stale(cfg.out, args.site, site_config)):
-            site_files = render(cfg, args.site, args.build_date, site_config=site_config)
+            from pipelines.leakcheck import LeakError
+            try:
+                site_files = render(cfg, args.site, args.build_date, site_config=site_config)
+            except LeakError as exc:   # the weeks' outcomes must still be reported (failed weeks named)
+                leak = exc
     print_reapplied(args, reapplied)
-    return report_outcomes(args, cfg, outcomes, site_files)
+    if leak is None:
+        return report_outcomes(args, cfg, outcomes, site_files)
+    return _report_with_leak(args, cfg, outcomes, leak)
+
+
+def _report_with_leak(args, cfg, outcomes, leak) -> int:
+    """Log the refused site, then report the weeks as usual; exit with the worst code
+    (a failed week's 1 outranks the leak's 5, which outranks the rest: exits.py)."""
+    from pipelines.cli_weekly import report_outcomes
+    from pipelines.exits import EXIT_LEAK, WeeksFailed, worst
+    import logging
+    logging.getLogger("portcensus").error(str(leak))
+    try:
+        code = report_outcomes(args, cfg, outcomes, {})
+    except WeeksFailed as exc:
+        exc.codes.append(EXIT_LEAK)
+        raise
+    return worst([code, EXIT_LEAK])
 
 
 def cmd_status(args) -> int:

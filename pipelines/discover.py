@@ -33,6 +33,13 @@ class RawFile:
     problem: str | None = None   # a DamageKind value: not a file to open (FIFO, loop, ...)
     problem_detail: str = ""
 
+    @property
+    def checksum_token(self) -> str | None:
+        """What stands for the sha256 of a problem entry, both in the manifest and
+        in the change check (pipelines/state.py): the two must agree, or a week
+        with a FIFO would look changed on every run (issue 13)."""
+        return f"problem:{self.problem}" if self.problem is not None else None
+
 
 def escape_name(raw: bytes) -> str:
     """A file name as provenance text: valid UTF-8 as is, any other byte as

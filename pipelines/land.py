@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from pipelines.discover import SIDECAR_SUFFIX, check_week
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
-from scanners.compression import READ_CHUNK
+from scanners.compression import DEFAULT_MAX_INFLATION, READ_CHUNK, decompression_limit
 from scanners.registry import read_file_chunks
 
 DEFAULT_SETTLE = 2.0
@@ -152,13 +152,18 @@ def examine(path: str, meta: dict) -> dict:
                 digest.update(b)
                 yield b
 
-    for batch in read_file_chunks(chunks(), ctx):
+    limit = decompression_limit(os.path.getsize(path))   # the pipeline's default ceiling: a bomb stops here too
+    for batch in read_file_chunks(chunks(), ctx, max_bytes=limit):
         ts = batch.column("timestamp")
         if batch.num_rows and ts.null_count < batch.num_rows:
             mm = pc.min_max(ts.cast("int64"))
             mn, mx = mm["min"].as_py(), mm["max"].as_py()
             lo = mn if lo is None else min(lo, mn)
             hi = mx if hi is None else max(hi, mx)
+    if any(d.kind == DamageKind.DECOMPRESSION_LIMIT for d in ctx.damages):
+        raise LandError(f"{path}: decompresses past {limit} bytes (the default ceiling, "
+                        f"{DEFAULT_MAX_INFLATION}x its size, at least 256 MiB): "
+                        "a decompression bomb, not scan output")
     unfinished = sorted({d.kind.value for d in ctx.damages if d.kind in UNFINISHED})
     if unfinished:
         raise StillWriting(f"{path}: unfinished content ({', '.join(unfinished)}); "

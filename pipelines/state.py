@@ -104,7 +104,7 @@ def input_checksums(raw: str, week: str, out: str, write_cache: bool = True) -> 
     sums, new_cache = {}, {}
     for rf in discover(raw, week):
         if rf.problem:          # a FIFO, device or bad link: never opened (issue 13)
-            sums[rf.name] = rf.problem
+            sums[rf.name] = rf.checksum_token
             continue
         st = os.stat(rf.path)
         key = [st.st_size, st.st_mtime_ns]

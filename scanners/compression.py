@@ -58,7 +58,14 @@ def sniff_compression(head: bytes) -> str | None:
     for name, magic in MAGIC.items():
         if head.startswith(magic):
             return name
+    if is_skippable_frame(head):   # pzstd (and some zstd writers) open with a skippable frame
+        return "zstd"
     return None
+
+
+def is_skippable_frame(head: bytes) -> bool:
+    """True if ``head`` starts with a zstd skippable frame (magic 0x184D2A50..5F, little-endian)."""
+    return len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"
 
 
 def decompression_limit(file_size: int, max_inflation: float = DEFAULT_MAX_INFLATION) -> int:
@@ -224,7 +231,7 @@ def _zstd_pieces(buf: RawBuffer, at: int) -> Iterator[tuple[int, bytes]]:
     fed one block at a time, a decompressor returns at most 128 KiB per call.
     Skippable frames yield nothing. Sets ``buf.deflate_end`` to the frame's end."""
     head = buf.read_from(at, 18)
-    if len(head) >= 8 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18":
+    if len(head) >= 8 and is_skippable_frame(head):
         buf.deflate_end = at + 8 + int.from_bytes(head[4:8], "little")
         return
     if len(head) < 6 or not head.startswith(MAGIC["zstd"]):

@@ -9,7 +9,8 @@ Each format module in ``scanners/formats/`` exposes
 Order matters: the first format whose ``sniff`` says yes reads the file, so
 specific signatures (magic strings) come before loose ones (a bare IP list).
 If none says yes at the first line, ``sniff_at`` tries the head from each
-later line (junk before the first record is quarantined, not fatal).
+later line (junk before the first record is quarantined, not fatal); past
+that window ``_sniff_further`` keeps looking, one bounded window at a time.
 """
 from __future__ import annotations
 
@@ -124,6 +125,17 @@ def read_file_chunks(raw_chunks: Iterable[bytes], ctx: ReadContext,
         if held >= SNIFF_BYTES:
             break
     found = _sniff_segments(segments)
+    if found is None and len(segments) == 1 and held >= SNIFF_BYTES:
+        # a junk head longer than the first window: look further (issue 13)
+        fmt, junk, rest, pending = _sniff_further(segments[0], chunks)
+        if fmt is not None:
+            yield from _read_after_junk(fmt, junk, rest, chunks, ctx)
+            return
+        ctx.facts["format"] = "unknown"
+        n = junk + _drained(pending, ctx) + _drained(chunks, ctx)
+        ctx.damage(DamageKind.UNKNOWN_FORMAT, 0,
+                   "content matches no masscan, zmap or zgrab2 output format", length=n)
+        return
     if found is None:
         ctx.facts["format"] = "unknown"
         n = _drained(buffered, ctx) + _drained(chunks, ctx)   # drain: compression damage still counts
@@ -148,6 +160,81 @@ def read_file_chunks(raw_chunks: Iterable[bytes], ctx: ReadContext,
     left = _drained(chunks, ctx)
     if left:
         ctx.facts["unread_bytes"] = left   # a reader that stops early: the byte identity shows it
+
+
+def _scan(head: bytes, formats, mid_line: bool, final: bool) -> tuple[Format | None, int]:
+    """(format, offset) of the first complete line of ``head`` (the last one too
+    if ``final``) some line format sniffs, or (None, offset of the first line not
+    yet judged). ``mid_line``: ``head`` starts inside a line, skipped."""
+    pos, tried = 0, 0
+    if mid_line:
+        nl = head.find(b"\n")
+        if nl < 0:
+            return None, len(head)
+        pos = nl + 1
+    while tried < SNIFF_LINES and pos < len(head):
+        nl = head.find(b"\n", pos)
+        if nl < 0 and not final:
+            return None, pos
+        end = len(head) if nl < 0 else nl
+        if head[pos:end].strip(b" \t\r"):
+            tried += 1
+            nxt = head.find(b"\n", end + 1)   # a sniffer sees this line and the next, not the whole carry
+            sample = head[pos:min(len(head) if nxt < 0 else nxt + 1, pos + SNIFF_BYTES)]
+            for fmt in formats:
+                if fmt.sniff(sample):
+                    return fmt, pos
+        pos = end + 1
+    return None, min(pos, len(head))
+
+
+def _sniff_further(window: bytes, chunks: Iterator) -> tuple[Format | None, int, bytes, list]:
+    """Search past the first window, one bounded window at a time, for the
+    first line a line format sniffs: (format, junk bytes before it, the held
+    bytes from it on, []), or (None, bytes judged, b"", [the Gap that stopped
+    the search] or []). Judged bytes are dropped, not held; a line longer than
+    a window is judged piecewise (``mid_line``), so memory stays bounded."""
+    formats = [f for f in all_formats() if f.name not in BYTE_STREAM_FORMATS]
+    judged, carry, mid_line, eof = 0, window, False, False
+    while True:
+        fmt, off = _scan(carry, formats, mid_line, eof)
+        if fmt is not None:
+            return fmt, judged + off, carry[off:], []
+        if eof and off >= len(carry):
+            return None, judged + len(carry), b"", []
+        if off == 0 and mid_line is False and len(carry) >= SNIFF_BYTES and b"\n" not in carry:
+            off = len(carry)      # one line longer than a window: judged without holding it whole
+        mid_line = off == len(carry) and not carry.endswith(b"\n")   # off is a line start otherwise
+        judged += off
+        carry = carry[off:]
+        while len(carry) < SNIFF_BYTES:
+            c = next(chunks, None)
+            if c is None:
+                eof = True
+                break
+            if isinstance(c, Gap):    # damage mid-search: the rest is judged as unknown
+                return None, judged + len(carry), b"", [c]
+            carry += c
+
+
+def _read_after_junk(fmt: Format, junk: int, rest: bytes, chunks: Iterator, ctx: ReadContext):
+    """Read from the first record found past the first window: the junk before
+    it is one damaged range (not held, so not quarantined line by line)."""
+    ctx.facts["format"] = fmt.name
+    ctx.facts["tool"] = fmt.tool
+    ctx.facts["junk_head_bytes"] = junk
+    ctx.damage(DamageKind.UNKNOWN_FORMAT, 0,
+               f"{junk} bytes before the first {fmt.name} record match no format", length=junk)
+
+    def stream():
+        yield Skipped(junk)
+        if rest:
+            yield rest
+        yield from chunks
+    yield from fmt.read(stream(), ctx)
+    left = _drained(chunks, ctx)
+    if left:
+        ctx.facts["unread_bytes"] = left
 
 
 def _drained(chunks, ctx: ReadContext) -> int:

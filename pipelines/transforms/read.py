@@ -42,7 +42,9 @@ class _ReadFileFn(beam.DoFn):
             ctx.damage(DamageKind(f.problem), None, f.problem_detail)
             self.files_read.inc()
             self.files_damaged.inc()
-            yield REPORTS, file_report(f, ctx, 0, hashlib.sha256())
+            rep = file_report(f, ctx, 0, hashlib.sha256())
+            rep["sha256"] = f.checksum_token   # nothing was read: the same token state.py compares
+            yield REPORTS, rep
             return
         ctx.facts.update(_sidecar(f.path))
         digest = hashlib.sha256()

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from pipelines import cli
-from pipelines.exits import EXIT_CHECK, EXIT_DAMAGED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
+from pipelines.exits import EXIT_CHECK, EXIT_DAMAGED, EXIT_LEAK, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from tests.e2e.opsweek import recent_week, shard_lines, shard_name, tiny_week, tree, write_shard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -313,3 +313,36 @@ def test_geoip_is_compared_by_database_build_not_by_file(ws, capsys):
         pytest.skip("no second GeoIP build to compare with (/work/shared absent)")
     assert cli.main(args(ws, "weekly", "--dry-run", "--geoip-country-db", SHARED_GEOIP)) == EXIT_OK
     assert f"would process {WEEK}: GeoIP database build changed: country" in capsys.readouterr().out
+
+
+def test_a_week_with_a_fifo_is_up_to_date_after_its_run(ws, capsys):
+    # The manifest and the change check must record the same token for a problem
+    # entry, or the week is reprocessed on every run ("inputs changed: pipe.json").
+    os.mkfifo(ws / "raw" / WEEK / "pipe.json")
+    cli.main(args(ws, "run", "--week", WEEK, "--accept-regression"))
+    manifest = json.loads((ws / "out" / f"week={WEEK}" / "manifest.json").read_text())
+    pipe = {f["file"]: f for f in manifest["files"]}["pipe.json"]
+    assert pipe["damage"][0]["kind"] == "not_a_regular_file"
+    capsys.readouterr()
+    assert cli.main(args(ws, "run", "--week", WEEK, "--dry-run")) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"{WEEK}: up to date, would be skipped" in out, out
+
+
+def test_weekly_names_failed_weeks_and_exits_with_the_worst_code_when_the_site_leaks(ws, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    # a banner that got past redaction in the published week: the leak check refuses the site
+    agg = ws / "out" / f"week={WEEK}" / "aggregates" / "aggregates.parquet"
+    t = pq.read_table(agg)
+    values = t.column("value").to_pylist()
+    values[0] = "MAC:00:0c:29:3e:5b:7a"
+    pq.write_table(t.set_column(t.schema.get_field_index("value"), "value", pa.array(values, pa.string())), agg)
+    (ws / "raw" / OLDER).mkdir()                 # a week folder whose files never arrived: exit 2
+    tiny_week(ws / "raw", recent_week(3))        # a new good week, so the site is rebuilt
+    code = cli.main(args(ws, "weekly", "--quiet"))
+    err = capsys.readouterr().err
+    assert code == EXIT_LEAK, err                # 5 outranks 2 (pipelines/exits.py)
+    assert f"week {OLDER} has no raw files" in err
+    assert f"1 failed ({OLDER})" in err and "leak" in err.lower()
+    assert log_lines(ws)[-1]["exit_code"] == EXIT_LEAK

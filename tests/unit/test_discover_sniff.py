@@ -213,3 +213,47 @@ def test_masscan_binary_stops_at_damage_and_counts_the_rest(tmp_path):
     assert "record_cut_by_damage" in {d["kind"] for d in rep["damage"]}
     assert rep["salvage"][0]["records"] is not None
     assert bytes_identity(rep["bytes_accounting"], rep["damage"])
+
+
+def _junk_lines(total: int) -> bytes:
+    out, i = [], 0
+    while sum(map(len, out)) < total:
+        out.append(b"shell banner line %05d: nothing a scanner wrote\n" % i)
+        i += 1
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("junk", [
+    _junk_lines(72_000),                                              # ~1400 lines: past the 64 KiB window
+    b"x\n" * 1900,                                                    # past the 512-line limit
+    b"rate:  0.10-kpps, 10.00% done, found=0       \r" * 1700 + b"\n",  # 74 KB of \r progress, no newline
+])
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_long_junk_head_never_drops_the_records_after_it(junk, compress):
+    body = ndjson(3000)
+    raw = junk + body
+    rows, ctx, rep = read(gzip.compress(raw) if compress else raw)
+    assert rep["format"] == "masscan-ndjson" and rows == 3000
+    ips = [i for b in read_file_chunks([raw], ReadContext(source="t")) for i in b.column("ip").to_pylist()]
+    assert ips[0] == "10.1.0.0" and ips[-1] == "10.1.11.183" and len(set(ips)) == 3000
+    assert rep["damage"] and all(d["kind"] == "unknown_format" for d in rep["damage"])
+    assert sum(d["length"] for d in rep["damage"]) + ctx.facts["record_bytes"] == len(raw)
+    assert bytes_identity(rep["bytes_accounting"], rep["damage"])
+
+
+def test_offsets_after_a_long_junk_head_are_the_file_s_own():
+    junk = _junk_lines(200_000)
+    body = ndjson(3)
+    ctx = ReadContext(source="t")
+    chunks = [(junk + body)[i:i + 65536] for i in range(0, len(junk + body), 65536)]
+    offsets = [o for b in read_file_chunks(chunks, ctx) for o in b.column("source_offset").to_pylist()]
+    line = len(body) // 3
+    assert offsets == [len(junk), len(junk) + line, len(junk) + 2 * line]
+
+
+def test_a_long_file_matching_no_format_is_still_one_damaged_range_of_its_size():
+    raw = _junk_lines(300_000)
+    rows, ctx, rep = read(raw)
+    assert rows == 0 and rep["format"] == "unknown"
+    assert [(d["kind"], d["length"]) for d in rep["damage"]] == [("unknown_format", len(raw))]
+    assert bytes_identity(rep["bytes_accounting"], rep["damage"])

@@ -252,3 +252,19 @@ def test_cli_land_fills_meta_from_the_plan_and_maps_errors_to_exit_codes(tmp_pat
     assert "not an output of the plan" in capsys.readouterr().err
     assert _cli(args + [str(spool / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_decompression_bomb_is_refused_at_the_ceiling(tmp_path):
+    zstandard = pytest.importorskip("zstandard")
+    path = tmp_path / "bomb.ndjson.zst"
+    record = (b'{"ip":"10.0.0.1","timestamp":"1795566999","port":80,"proto":"tcp","rec_type":"status",'
+              b'"data":{"status":"open","reason":"syn-ack","ttl":64}}\n')
+    c = zstandard.ZstdCompressor(level=1).compressobj()
+    with open(path, "wb") as f:
+        f.write(c.compress(record))
+        for _ in range(20):                      # 320 MiB of newlines: past the 256 MiB floor
+            f.write(c.compress(b"\n" * (16 << 20)))
+        f.write(c.flush())
+    assert os.path.getsize(path) < 1 << 20
+    with pytest.raises(LandError, match="decompression bomb"):
+        examine(str(path), {"tool": "masscan"})
