@@ -330,17 +330,18 @@ def test_a_week_with_a_fifo_is_up_to_date_after_its_run(ws, capsys):
 
 
 def test_weekly_names_failed_weeks_and_exits_with_the_worst_code_when_the_site_leaks(ws, capsys):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    # a banner that got past redaction in the published week: the leak check refuses the site
-    agg = ws / "out" / f"week={WEEK}" / "aggregates" / "aggregates.parquet"
-    t = pq.read_table(agg)
-    values = t.column("value").to_pylist()
-    values[0] = "MAC:00:0c:29:3e:5b:7a"
-    pq.write_table(t.set_column(t.schema.get_field_index("value"), "value", pa.array(values, pa.string())), agg)
+    from pipelines.report.identity import DEMO_SITE_CONFIG, HERE
+    # an identifier in text the gate does not rewrite (stored aggregates are
+    # gated again at render): the leak check refuses the site
+    text = open(DEMO_SITE_CONFIG).read()
+    text = text.replace('policy = """\n', 'policy = """\nOur scanner once answered as MAC:00:0c:29:3e:5b:7a.\n', 1)
+    text = text.replace('plan = "demo_plan.toml"', f'plan = "{os.path.join(HERE, "demo_plan.toml")}"')
+    assert "00:0c:29:3e:5b:7a" in text
+    config = ws / "planted_site.toml"
+    config.write_text(text)
     (ws / "raw" / OLDER).mkdir()                 # a week folder whose files never arrived: exit 2
     tiny_week(ws / "raw", recent_week(3))        # a new good week, so the site is rebuilt
-    code = cli.main(args(ws, "weekly", "--quiet"))
+    code = cli.main(args(ws, "weekly", "--quiet", "--site-config", str(config)))
     err = capsys.readouterr().err
     assert code == EXIT_LEAK, err                # 5 outranks 2 (pipelines/exits.py)
     assert f"week {OLDER} has no raw files" in err

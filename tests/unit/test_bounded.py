@@ -1,6 +1,11 @@
 """Issue 13: bounded memory whatever the file. Decompression bombs and
 hostile line layouts run in a child process whose peak RSS is measured
-(``ru_maxrss``); each must end with a damage entry, under 1 GiB."""
+(``VmHWM``); each must end with a damage entry, under 1 GiB.
+
+Not ``ru_maxrss``: Linux carries the parent's peak into a child's
+``ru_maxrss`` across fork/vfork and exec, so a child of a pytest worker that
+once held 1.2 GB reports 1.2 GB whatever it did. ``VmHWM`` in
+``/proc/self/status`` is the peak of the child's own address space."""
 from __future__ import annotations
 
 import gzip
@@ -19,7 +24,13 @@ RECORD = (b'{"ip":"10.0.0.1","timestamp":"1795566999","port":80,"proto":"tcp","r
           b'"data":{"status":"open","reason":"syn-ack","ttl":64}}\n')
 
 CHILD = r"""
-import json, resource, sys
+import json, sys
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 from scanners.base import ReadContext
 from scanners.compression import decompression_limit, iter_file_chunks
 from scanners.registry import read_file_chunks
@@ -33,7 +44,7 @@ with open(path, "rb") as f:
         ctx.take_quarantine()
 print(json.dumps({"rows": rows, "read": ctx.records_read, "kinds": [d.kind.value for d in ctx.damages],
                   "facts": {k: v for k, v in ctx.facts.items() if k.endswith("bytes")},
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "rss": hwm()}))
 """
 
 

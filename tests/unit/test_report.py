@@ -27,6 +27,7 @@ from pipelines.report.render import MARKER, build_site, environment, load_plan, 
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
+REDACTED = "<redacted>"      # what the gate publishes for a value of the wrong shape
 SECRET_IP, SECRET_HOST = "192.0.2.55", "scanner-target.example.net"
 
 
@@ -197,10 +198,11 @@ def test_hostile_banners_show_as_text_everywhere(files):
             p = parse(data)
             assert "script" not in p.tags and "img" not in p.tags, path
             assert not [a for a in p.attrs if a.startswith("on")], path
-    # the trend chart's labels (SVG drawn by matplotlib) are escaped text too
+    # the trend chart's labels (SVG drawn by matplotlib) are escaped text too; its
+    # planted hostile version was gated to <redacted> before it was drawn
     assert "chart-img" in parse(port).tags
     svg = files["charts/2013-W37/port-22-tcp-version-shares.svg"]
-    assert b"<script" not in svg and b"&lt;img src=x onerror=alert(1)&gt;" in svg
+    assert b"<script" not in svg and b"<img" not in svg and b"&lt;redacted&gt;" in svg
 
 
 def test_k_suppression_is_visible_and_complete(files, root):
@@ -220,9 +222,19 @@ def test_k_suppression_is_visible_and_complete(files, root):
         files["weeks/2013-W36/index.html"].decode()
 
 
-def test_unchanged_aggregates_are_copied_byte_for_byte(files, root):
+def test_published_aggregates_are_the_stored_ones_through_the_gate(files, root):
+    """Stored aggregates are never published byte for byte: whatever wrote
+    them, their values pass the gate again (pipelines/report/regate.py) and the
+    published files are that table serialised."""
+    from pipelines.report.regate import gate_stored
+    stored = pq.read_table(root / "week=2013-W37" / "aggregates" / "aggregates.parquet")
+    site = pq.read_table(io.BytesIO(files["data/2013-W37/aggregates.parquet"]))
+    assert site.equals(agg.suppress(gate_stored(stored), 10))
+    published = agg.serialise(site)
     for name in agg.AGG_FILES:
-        assert files[f"data/2013-W37/{name}"] == (root / "week=2013-W37" / "aggregates" / name).read_bytes()
+        assert files[f"data/2013-W37/{name}"] == published[name], name
+    versions = [r["value"] for r in site.to_pylist() if r["dimension"] == "version"]
+    assert IMG not in versions and REDACTED in versions      # a hostile "version" is not version-shaped
 
 
 def test_no_address_or_host_name_anywhere(files):
@@ -260,13 +272,14 @@ def test_port_page_top20_risers_fallers_and_trend(files):
     assert [(r["banner"], r["change"]) for r in risers] == [(IMG, 15), ("SSH-2.0-OpenSSH_4.3", 15)]
     assert [(r["banner"], r["change"]) for r in fallers] == [(SCRIPT, -8)]
     trend = json.loads(files["data/2013-W37/port-22-tcp-trend.json"])["rows"]
+    # the planted hostile version is not version-shaped: the gate publishes it as <redacted>
     assert trend == [{"value": "OpenSSH 4.3", "hosts_2013-W36": 30, "hosts_2013-W37": 45},
-                     {"value": IMG, "hosts_2013-W36": None, "hosts_2013-W37": 15}]
+                     {"value": REDACTED, "hosts_2013-W36": None, "hosts_2013-W37": 15}]
     # the trend chart draws shares of the port's open hosts (80 in W37, 60 in W36)
     shares = json.loads(files["data/2013-W37/port-22-tcp-version-shares.json"])["rows"]
     assert [(r["week"], r["value"], r["hosts_raw"], r["share"]) for r in shares] == [
         ("2013-W36", "OpenSSH 4.3", 30, 0.5), ("2013-W37", "OpenSSH 4.3", 45, round(45 / 80, 6)),
-        ("2013-W36", IMG, None, None), ("2013-W37", IMG, 15, round(15 / 80, 6))]
+        ("2013-W36", REDACTED, None, None), ("2013-W37", REDACTED, 15, round(15 / 80, 6))]
     spec = json.loads(files["charts/2013-W37/port-22-tcp-version-shares.json"])
     assert spec["data"]["url"] == "https://census.example.org/data/2013-W37/port-22-tcp-version-shares.csv"
     assert '<img class="chart" src="../../charts/2013-W37/port-22-tcp-version-shares.svg" alt="Line chart' in page
