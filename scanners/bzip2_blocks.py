@@ -11,7 +11,7 @@ from __future__ import annotations
 import bz2
 from typing import Iterator
 
-from scanners.rawbuf import Fault, RawBuffer, Resync, skip_output
+from scanners.rawbuf import Fault, RawBuffer, Resync, drain
 
 BZIP2_BLOCK = "bzip2_block"
 BZ_MAX_BLOCK_BITS = 8 * (1 << 20)   # a compressed bzip2 block is < 1 MiB (900 kB of input at most)
@@ -120,14 +120,7 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> I
         d = bz2.BZ2Decompressor()
         stream = _one_block_stream(buf, start, end[0])
         try:
-            out = d.decompress(stream, out_slice)
-            while True:
-                out, skip = skip_output(out, skip)
-                if out:
-                    yield out
-                if d.eof or d.needs_input:
-                    break
-                out = d.decompress(b"", out_slice)
+            skip = yield from drain(d, d.decompress(stream, out_slice), skip, out_slice)
         except (OSError, ValueError) as exc:
             return Fault(start // 8, str(exc)[:120])
         if not d.eof:

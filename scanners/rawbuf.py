@@ -121,3 +121,17 @@ class RawBuffer:
 def skip_output(out: bytes, skip: int) -> tuple[bytes, int]:
     """(the part of ``out`` past ``skip`` bytes, what is left to skip)."""
     return out[skip:], max(skip - len(out), 0)
+
+
+def drain(d, out: bytes, skip: int, out_slice: int):
+    """Yield what a bz2/lzma decompressor gives from its last call (``out``)
+    and from further empty calls, at most ``out_slice`` bytes each, past the
+    first ``skip`` bytes, until it ends or needs input; returns the skip left
+    (``skip = yield from drain(...)``)."""
+    while True:
+        out, skip = skip_output(out, skip)
+        if out:
+            yield out
+        if d.eof or d.needs_input:
+            return skip
+        out = d.decompress(b"", out_slice)

@@ -27,7 +27,7 @@ import zlib
 from typing import Iterator
 
 from scanners.bzip2_blocks import BZIP2_BLOCK, bzip2_scan  # noqa: F401 (a method name of this module's list)
-from scanners.rawbuf import Fault, RawBuffer, Resync, skip_output
+from scanners.rawbuf import Fault, RawBuffer, Resync, drain
 
 DEFLATE_SCAN = 256 << 10  # deflate blocks are searched this far after a fault (zlib's are < 64 KiB)
 MAX_DEFLATE_SCANS = 32   # per file; past them only member headers are searched (cheap)
@@ -276,14 +276,7 @@ def xz_blocks(buf: RawBuffer, how: Resync, out_slice: int, skip: int = 0) -> Ite
                 return Fault(pos, "", truncated=True)
             buf.last_fed = pos
             try:
-                out = d.decompress(data, out_slice)
-                while True:
-                    out, skip = skip_output(out, skip)
-                    if out:
-                        yield out
-                    if d.eof or d.needs_input:
-                        break
-                    out = d.decompress(b"", out_slice)
+                skip = yield from drain(d, d.decompress(data, out_slice), skip, out_slice)
             except lzma.LZMAError as exc:
                 return Fault(at, str(exc)[:120])
             if not d.eof:
