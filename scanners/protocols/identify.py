@@ -31,6 +31,8 @@ group, and the results taken back over the rows.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,6 +81,19 @@ def describe(port: int | None, transport: str | None, banner_type: str | None,
         fields["cpe"] = REDACTED
     text_field = "title" if banner_type == "title" else "banner"      # a title is free text throughout
     return (name, public(text_field, parsed.public)) + tuple(fields[f] for f in OUT_FIELDS)
+
+
+# Each bucket sees the week's popular banners again: remember the answer for
+# the process, so a distinct banner is parsed, matched and gated once per week
+# and not once per bucket (describe is pure: rules and vocabularies are loaded
+# once). Bounded in entries and in text size, so hostile long banners cannot
+# make the cache a memory sink.
+_CACHE_TEXT = 4096
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _describe_cached(*key) -> tuple[str | None, ...]:
+    return describe(*key)
 
 
 def _codes(arr: pa.Array) -> np.ndarray:
@@ -157,7 +172,8 @@ def identify_table(port: pa.Array, transport: pa.Array, banners: pa.Array) -> pa
     reps = pa.array(first_rows, pa.int64())
     keys = zip(port.take(reps).to_pylist(), transport.take(reps).to_pylist(),
                ptype.take(reps).to_pylist(), ptext.take(reps).to_pylist())
-    results = [describe(*k) for k in keys]
+    results = [_describe_cached(*k) if k[3] is None or len(k[3]) <= _CACHE_TEXT else describe(*k)
+               for k in keys]
     take = pa.array(gid, pa.int64())
     columns = []
     for i, field in enumerate(IDENTIFY_SCHEMA):

@@ -335,6 +335,7 @@ def test_each_distinct_key_is_identified_once(monkeypatch):
     calls = []
     real = ident_mod.describe
     monkeypatch.setattr(ident_mod, "describe", lambda *a: calls.append(a) or real(*a))
+    ident_mod._describe_cached.cache_clear()
     pool = [[("ssh", "SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.5")], [("http.server", "nginx")],
             [("title", "t"), ("http.server", "nginx")], None, []]
     maps = [pool[i % 5] for i in range(500)]
@@ -346,6 +347,25 @@ def test_each_distinct_key_is_identified_once(monkeypatch):
     assert len(calls) == len(distinct) < 20
     assert table.num_rows == 500
     assert table.column("product").to_pylist()[:2] == ["OpenSSH", "nginx"]
+    # Another bucket of the same week: its banners were seen, nothing is identified again,
+    # and the answer is the same table.
+    again = identify_table(pa.array(ports[::-1], pa.int32()), pa.array(["tcp"] * 500),
+                           pa.array(maps[::-1], MAP))
+    assert len(calls) == len(distinct)
+    assert again.to_pylist() == table.to_pylist()[::-1]
+
+
+def test_long_banners_are_not_remembered(monkeypatch):
+    calls = []
+    real = ident_mod.describe
+    monkeypatch.setattr(ident_mod, "describe", lambda *a: calls.append(a) or real(*a))
+    ident_mod._describe_cached.cache_clear()
+    long = "HTTP/1.1 200 OK\r\nServer: nginx\r\n" + "x" * (ident_mod._CACHE_TEXT + 1)
+    maps = [[("http.server", long)]] * 3
+    for _ in range(2):
+        identify_table(pa.array([80] * 3, pa.int32()), pa.array(["tcp"] * 3), pa.array(maps, MAP))
+    assert len(calls) == 2                        # once per call: never cached
+    assert ident_mod._describe_cached.cache_info().currsize == 0
 
 
 def test_identify_table_edge_cases():
