@@ -83,9 +83,9 @@ def describe(port: int | None, transport: str | None, banner_type: str | None,
     return (name, public(text_field, parsed.public)) + tuple(fields[f] for f in OUT_FIELDS)
 
 
-# Each bucket sees the week's popular banners again: remember the answer for
-# the process, so a distinct banner is parsed, matched and gated once per week
-# and not once per bucket (describe is pure: rules and vocabularies are loaded
+# Each bucket sees the week's popular banners again: the answer is remembered
+# for the process, so a distinct banner is parsed, matched and gated once and
+# not once per bucket (describe is pure: rules and vocabularies are loaded
 # once). Bounded in entries and in text size, so hostile long banners cannot
 # make the cache a memory sink.
 _CACHE_TEXT = 4096
@@ -94,6 +94,13 @@ _CACHE_TEXT = 4096
 @functools.lru_cache(maxsize=1 << 14)
 def _describe_cached(*key) -> tuple[str | None, ...]:
     return describe(*key)
+
+
+def _describe_once(port, transport, banner_type, text) -> tuple[str | None, ...]:
+    """``describe``, remembered when the text is short enough to keep."""
+    if text is not None and len(text) > _CACHE_TEXT:
+        return describe(port, transport, banner_type, text)
+    return _describe_cached(port, transport, banner_type, text)
 
 
 def _codes(arr: pa.Array) -> np.ndarray:
@@ -172,8 +179,7 @@ def identify_table(port: pa.Array, transport: pa.Array, banners: pa.Array) -> pa
     reps = pa.array(first_rows, pa.int64())
     keys = zip(port.take(reps).to_pylist(), transport.take(reps).to_pylist(),
                ptype.take(reps).to_pylist(), ptext.take(reps).to_pylist())
-    results = [_describe_cached(*k) if k[3] is None or len(k[3]) <= _CACHE_TEXT else describe(*k)
-               for k in keys]
+    results = [_describe_once(*k) for k in keys]
     take = pa.array(gid, pa.int64())
     columns = []
     for i, field in enumerate(IDENTIFY_SCHEMA):
