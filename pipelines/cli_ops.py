@@ -102,8 +102,10 @@ def add_optout_state_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_processing_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--buckets", type=int, default=c.DEFAULT_BUCKETS,
-                   help=f"dedup hash partitions; more for bigger weeks (default: {c.DEFAULT_BUCKETS})")
+    p.add_argument("--buckets", type=int, default=None,
+                   help="dedup hash partitions (default: from the week's raw input size, one per "
+                        f"{c.AUTO_BYTES_PER_BUCKET >> 20} MiB rounded up to a power of two, at most "
+                        f"{c.AUTO_BUCKETS_MAX}: a small week runs in few, a big one in many)")
     p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
                    help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
     p.add_argument("--merge-rows", type=int, default=c.DEFAULT_MERGE_ROWS,
@@ -295,7 +297,7 @@ def config_from(args, week: str | None = None) -> c.RunConfig:
     return c.RunConfig(
         week=week or getattr(args, "week", None) or "2000-W01", raw=args.raw, out=args.out,
         exclude=args.exclude,
-        buckets=getattr(args, "buckets", c.DEFAULT_BUCKETS),
+        buckets=getattr(args, "buckets", None),
         batch_rows=getattr(args, "batch_rows", c.DEFAULT_BATCH_ROWS),
         merge_rows=getattr(args, "merge_rows", c.DEFAULT_MERGE_ROWS),
         shuffle=getattr(args, "shuffle", "files"),

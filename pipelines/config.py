@@ -18,7 +18,15 @@ DEFAULT_GEOIP_CACHE = os.path.join(GEOIP_DIR, "cache")
 
 DEFAULT_RAW = "data/raw"
 DEFAULT_OUT = "data/out"
-DEFAULT_BUCKETS = 16
+# --buckets when none is given: one dedup bucket per MiB of raw input, rounded
+# up to a power of two, at most AUTO_BUCKETS_MAX. Each bucket costs a fixed
+# ~60-80 ms (its merge, enrichment, partial aggregates and one Parquet file
+# per port; docs/BENCHMARKS.md), which is most of a small week's run, while a
+# big week needs enough buckets to keep each merge small and both workers
+# busy. The input size is known before the graph is built and is the same on
+# every rerun, so the choice is deterministic (the manifest records it).
+AUTO_BYTES_PER_BUCKET = 1 << 20
+AUTO_BUCKETS_MAX = 32
 DEFAULT_BATCH_ROWS = 100_000
 # The merge holds at most about this many records at once: a bigger bucket is
 # merged in several passes (pipelines/spill.py). ~0.8 KB of working memory per
@@ -38,6 +46,12 @@ PIPELINE_VERSION = "0.1.0"
 DEFAULT_PARTITION_PORTS = (21, 22, 25, 80, 88, 389, 443, 500, 636, 1433, 1723, 3306, 5432, 11211)
 
 
+def auto_buckets(input_bytes: int) -> int:
+    """The default bucket count for a week of ``input_bytes`` raw bytes (see AUTO_BYTES_PER_BUCKET)."""
+    want = max(1, -(-max(0, input_bytes) // AUTO_BYTES_PER_BUCKET))
+    return min(AUTO_BUCKETS_MAX, 1 << (want - 1).bit_length())
+
+
 class ConfigError(Exception):
     """A setting cannot work; the message tells the operator what to change."""
 
@@ -48,7 +62,7 @@ class RunConfig:
     raw: str = DEFAULT_RAW
     out: str = DEFAULT_OUT
     exclude: str | None = None
-    buckets: int = DEFAULT_BUCKETS
+    buckets: int | None = None      # None: auto_buckets() of the week's input size
     batch_rows: int = DEFAULT_BATCH_ROWS
     merge_rows: int = DEFAULT_MERGE_ROWS
     shuffle: str = "files"
@@ -77,7 +91,7 @@ class RunConfig:
             check_week(self.week)
         except DiscoveryError as exc:
             raise ConfigError(str(exc)) from None
-        if not 1 <= self.buckets <= 4096:
+        if self.buckets is not None and not 1 <= self.buckets <= 4096:
             raise ConfigError(f"--buckets must be 1..4096, not {self.buckets}")
         if not 1_000 <= self.batch_rows <= 5_000_000:
             raise ConfigError(f"--batch-rows must be 1000..5000000, not {self.batch_rows}")
@@ -116,6 +130,12 @@ class RunConfig:
                 except GeoIPError as exc:
                     raise ConfigError(f"{flag}: {exc}") from None
         return self
+
+    def sized_for(self, input_bytes: int) -> "RunConfig":
+        """This config with its bucket count settled (auto_buckets when none was given)."""
+        if self.buckets is not None:
+            return self
+        return dataclasses.replace(self, buckets=auto_buckets(input_bytes))
 
     def normalize_limits(self) -> Limits:
         """The validation limits with this week's time window."""

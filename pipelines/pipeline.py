@@ -12,12 +12,15 @@ UserScore example. Every stage is a named PTransform in pipelines/transforms/.
 """
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
-from pipelines.discover import discover
+from pipelines.discover import RawFile, discover
+from pipelines.runmode import with_default_running_mode
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.coders import register as register_coder
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, ExcludeOptedOut, Normalize
@@ -28,12 +31,20 @@ from pipelines.transforms.read import RECORDS, REPORTS, ReadScanFiles
 from pipelines.transforms.write import WriteClean, WriteManifest, WriteQuarantine
 
 
-def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | None = None) -> None:
+def input_bytes(files: list[RawFile]) -> int:
+    """The raw bytes a week's run will read (what sizes its buckets and running mode)."""
+    return sum(f.size for f in files if f.problem is None)
+
+
+def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | None = None,
+          files: list[RawFile] | None = None) -> None:
     """Add the week's stages to ``p``; outputs land under ``staging``. With
     ``shuffle_dir`` (``cfg.shuffle == "files"``) the dedup rows go through
-    files there (pipelines/spill.py); the caller removes it afterwards."""
+    files there (pipelines/spill.py); the caller removes it afterwards.
+    ``files``: the week's discovered raw files (discovered here if not given)."""
     register_coder()   # Beam's fallback coder for the untyped PCollections (see coders.py)
-    files = discover(cfg.raw, cfg.week)
+    files = discover(cfg.raw, cfg.week) if files is None else files
+    cfg = cfg.sized_for(input_bytes(files))
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
@@ -65,9 +76,18 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
 
 def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
                  shuffle_dir: str | None = None) -> None:
-    """Build and run the pipeline to completion (raises on failure)."""
+    """Build and run the pipeline to completion (raises on failure). The
+    bucket count and running mode not given are chosen from the week's input
+    size (pipelines/config.py auto_buckets, pipelines/runmode.py)."""
+    files = discover(cfg.raw, cfg.week)
+    size = input_bytes(files)
+    cfg = cfg.sized_for(size)
+    beam_args, mode = with_default_running_mode(beam_args, size, cfg.shuffle)
+    logging.getLogger("portcensus").info(
+        f"week {cfg.week}: {len(files)} raw files, {size:,} bytes; {cfg.buckets} buckets; {mode}",
+        extra={"week": cfg.week, "buckets": cfg.buckets, "running_mode": mode})
     options = PipelineOptions(beam_args)
     # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)
     disable_timed_flush(options.view_as(DirectOptions).direct_running_mode)
     with beam.Pipeline(options=options) as p:
-        build(p, cfg, staging, shuffle_dir)
+        build(p, cfg, staging, shuffle_dir, files)

@@ -159,8 +159,9 @@ def _facts(weeks: list[WeekData], opts: SiteOptions) -> DataTable:
                      f"network's responders on the port"))
         rows.append(("Many-port hosts", f"flagged when open on at least {th.get('many_ports')} ports"))
     rows.append(("Suppression", f"values seen on fewer than {opts.k} hosts are shown only as \u201cother\u201d"))
+    buckets = run.get("buckets", "?")
     rows.append(("Processing", f"portcensus {run.get('pipeline_version', '?')}, "
-                 f"{run.get('buckets', '?')} dedup buckets, banners up to "
+                 f"{buckets} dedup bucket{'' if buckets == 1 else 's'}, banners up to "
                  f"{run.get('max_banner_bytes', 0):,} bytes"))
     return DataTable(slug="methodology-facts", title="How the latest week was made", scope="all",
                      columns=(Column("fact", "What"), Column("value", "How")), rows=tuple(rows))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.bench_threads import MULTI_THREADING, compare_outputs, run_stress_week, write_stress_week
+from pipelines.bench_threads import IN_PROCESS, MULTI_THREADING, compare_outputs, run_stress_week, write_stress_week
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def stress_raw(tmp_path_factory):
 def reference(stress_raw, tmp_path_factory):
     """The in-process run: (out, manifest)."""
     out = str(tmp_path_factory.mktemp("ref") / "out")
-    return out, run_stress_week(stress_raw, out, [])
+    return out, run_stress_week(stress_raw, out, IN_PROCESS)
 
 
 def test_multi_threading_publishes_the_same_week(stress_raw, reference, tmp_path, monkeypatch):
@@ -60,6 +60,26 @@ def test_multi_threading_publishes_the_same_week(stress_raw, reference, tmp_path
         assert beam_guard.timed_flush_ms() == 0
         assert compare_outputs(ref_out, out) == [], f"repetition {i}"
         assert got["totals"] == ref["totals"]
+
+
+def test_a_default_run_of_a_big_week_gets_threads_and_the_same_week(stress_raw, reference, tmp_path,
+                                                                    monkeypatch, caplog):
+    """No running mode given: a week from runmode.THREADS_MIN_BYTES on gets two
+    worker threads (lowered here to this small week's size), and publishes
+    what the in-process run did."""
+    import logging
+
+    from pipelines import runmode
+
+    ref_out, ref = reference
+    monkeypatch.setattr(runmode, "THREADS_MIN_BYTES", 1)
+    monkeypatch.setattr(runmode, "usable_cores", lambda: 2)
+    out = str(tmp_path / "default")
+    with caplog.at_level(logging.INFO, logger="portcensus"):
+        got = run_stress_week(stress_raw, out, [])
+    assert any("2 worker threads (multi_threading)" in r.getMessage() for r in caplog.records)
+    assert compare_outputs(ref_out, out) == []
+    assert got["totals"] == ref["totals"]
 
 
 def test_the_comparison_sees_a_lost_row(reference, tmp_path):

@@ -1,0 +1,70 @@
+"""How the in-process runner is run when the operator did not say: both
+cores for a big week, one thread for a small one.
+
+Beam's FnApiRunner runs its one SDK worker in the calling thread by default,
+so a week used one core however many the machine had. ``--direct_running_mode
+multi_threading --direct_num_workers N`` runs N workers as threads of the
+same process: the elements still cross the runner's data plane but no
+process boundary, and our heavy stages (pyarrow's JSON reader, Parquet,
+numpy's sort and compute kernels) release the GIL, so two threads do use two
+cores. It lost rows once; the cause is understood and guarded
+(pipelines/beam_guard.py, docs/SCALING.md: stress runs identical to the
+in-process week). Measured on 2 cores (docs/BENCHMARKS.md) it is 1.3-1.5x
+faster from about 2M records on, and no faster for a small week, whose time
+is start-up and per-bucket overhead: so it is the default only from
+``THREADS_MIN_BYTES`` of raw input on.
+
+Anything the operator says wins: ``--direct_running_mode in_memory`` keeps
+one thread, ``multi_processing`` or another runner is left alone.
+"""
+from __future__ import annotations
+
+import os
+
+# From this much raw input (a ~500k-record masscan -oD gzip week) a week gets
+# threads; below it their start-up is not won back.
+THREADS_MIN_BYTES = 8 << 20
+# Measured on 2 cores only; more workers than that are not measured, and
+# each one holds its own bucket's merge in memory (docs/SCALING.md).
+MAX_THREADS = 2
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not Linux
+        return os.cpu_count() or 1
+
+
+def _named(args: list[str], flag: str) -> str | None:
+    """The value of ``--flag=v`` / ``--flag v`` in Beam args (last one wins)."""
+    value = None
+    for i, a in enumerate(args):
+        if a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+        elif a == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
+def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: str = "files",
+                              cores: int | None = None) -> tuple[list[str], str]:
+    """``beam_args`` plus multi_threading when the week is big, the runner is
+    the in-process FnApiRunner with no running mode given, the shuffle is the
+    file shuffle (the only one multi_threading is allowed with, see
+    pipelines/cli_ops.py) and there is more than one core. Returns the args
+    and a short description of the mode for the log."""
+    runner = _named(beam_args, "--runner") or "FnApiRunner"
+    mode = _named(beam_args, "--direct_running_mode")
+    if mode is not None or runner.rsplit(".", 1)[-1] != "FnApiRunner":
+        return beam_args, f"{runner}, running mode {mode or 'default'} (as given)"
+    given = _named(beam_args, "--direct_num_workers")
+    cores = usable_cores() if cores is None else cores
+    try:   # a count given without a mode is kept (Beam's 0 means one per core)
+        workers = (int(given) or cores) if given is not None else min(cores, MAX_THREADS)
+    except ValueError:
+        return beam_args, "in-process (Beam will refuse --direct_num_workers)"
+    if shuffle != "files" or workers < 2 or input_bytes < THREADS_MIN_BYTES:
+        return beam_args, "in-process, one thread"
+    extra = ["--direct_running_mode=multi_threading"] + ([] if given else [f"--direct_num_workers={workers}"])
+    return [*beam_args, *extra], f"in-process, {workers} worker threads (multi_threading)"

@@ -1,0 +1,57 @@
+"""The defaults chosen from a week's size: the bucket count
+(pipelines/config.py auto_buckets) and the running mode (pipelines/runmode.py).
+What the operator gives always wins."""
+import pytest
+
+from pipelines import config as c
+from pipelines.runmode import THREADS_MIN_BYTES, with_default_running_mode
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("size, buckets", [
+    (0, 1), (1, 1), (MIB, 1), (MIB + 1, 2), (3 * MIB, 4), (4 * MIB, 4), (4 * MIB + 1, 8),
+    (30 * MIB, 32), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
+def test_auto_buckets_grow_with_the_input_in_powers_of_two(size, buckets):
+    assert c.auto_buckets(size) == buckets
+
+
+def test_a_given_bucket_count_is_kept_and_none_is_settled_by_size():
+    cfg = c.RunConfig(week="2013-W37")
+    assert cfg.buckets is None
+    assert cfg.sized_for(5 * MIB).buckets == 8
+    assert c.RunConfig(week="2013-W37", buckets=3).sized_for(5 * MIB).buckets == 3
+    with pytest.raises(c.ConfigError, match="--buckets must be 1..4096"):
+        c.RunConfig(week="2013-W37", buckets=0, country_db=None, asn_db=None).validate()
+
+
+BIG, SMALL = THREADS_MIN_BYTES, THREADS_MIN_BYTES - 1
+
+
+def test_a_big_week_on_two_cores_gets_two_worker_threads():
+    args, mode = with_default_running_mode(["--runner=FnApiRunner"], BIG, cores=2)
+    assert args == ["--runner=FnApiRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
+    assert "2 worker threads" in mode
+    # no runner named is the in-process FnApiRunner too; more cores still get two threads (measured)
+    args, _ = with_default_running_mode([], BIG, cores=16)
+    assert args[-1] == "--direct_num_workers=2"
+
+
+@pytest.mark.parametrize("args, size, cores, shuffle", [
+    (["--runner=FnApiRunner"], SMALL, 2, "files"),                  # a small week: start-up is not won back
+    (["--runner=FnApiRunner"], BIG, 1, "files"),                    # one core
+    (["--runner=FnApiRunner"], BIG, 2, "beam"),                     # refused with the runner's own shuffle
+    (["--runner=FnApiRunner", "--direct_running_mode=in_memory"], BIG, 2, "files"),   # said so
+    (["--runner", "FnApiRunner", "--direct_running_mode", "multi_processing"], BIG, 2, "files"),
+    (["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"], BIG, 2, "files"),  # another runner
+    (["--runner=FnApiRunner", "--direct_num_workers=1"], BIG, 2, "files"),          # one worker asked for
+])
+def test_the_args_are_left_alone_otherwise(args, size, cores, shuffle):
+    got, _ = with_default_running_mode(list(args), size, shuffle, cores=cores)
+    assert got == args
+
+
+def test_a_worker_count_given_without_a_mode_is_kept():
+    got, mode = with_default_running_mode(["--direct_num_workers=3"], BIG, cores=2)
+    assert got == ["--direct_num_workers=3", "--direct_running_mode=multi_threading"]
+    assert "3 worker threads" in mode
