@@ -42,6 +42,32 @@ OTHER = "other"
 OTHER_KEY = 1 << 16
 _WEEK_DIR = re.compile(r"week=\d{4}-W\d{2}\Z")
 PARQUET_OPTS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+# The clean files' encodings, chosen per column (measured on the 2M bench
+# week's 256 files, docs/BENCHMARKS.md: 3.4 s / 64.8 MB with dictionaries and
+# statistics everywhere, 2.2 s / 54.0 MB with these). A dictionary only where
+# values repeat: not for the address, times, offsets, moduli and fingerprints,
+# which are nearly unique, and where a dictionary page only adds work.
+# Statistics (min/max per row group, what readers prune by) only for the
+# columns one filters on; min/max of banners and free text would be written
+# for nobody.
+_UNIQUE = {"ip", "ip_bytes", "first_seen", "last_seen", "source_offset", "rsa_modulus", "key_fingerprint_sha256"}
+_FILTERED = ("week", "ip_bytes", "ip_version", "port", "transport", "status", "first_seen", "last_seen",
+             "tool", "country", "asn", "protocol", "vendor", "product", "port_source")
+
+
+def _leaves(field: pa.Field) -> list[str]:
+    """The Parquet column paths of one Arrow field (a map or list is stored as its leaves)."""
+    if pa.types.is_map(field.type):
+        return [f"{field.name}.key_value.key", f"{field.name}.key_value.value"]
+    if pa.types.is_list(field.type):
+        return [f"{field.name}.list.element"]
+    return [field.name]
+
+
+CLEAN_PARQUET_OPTS = dict(
+    compression="zstd",
+    use_dictionary=[leaf for f in CLEAN_SCHEMA if f.name not in _UNIQUE for leaf in _leaves(f)],
+    write_statistics=list(_FILTERED))
 
 
 def week_path(out: str, week: str) -> str:
@@ -61,12 +87,12 @@ def clean_path(root: str, port: int | str, part: str) -> str:
     return FileSystems.join(root, CLEAN_DIR, port_folder(port), f"part-{part}.parquet")
 
 
-def write_parquet(table: pa.Table, path: str) -> None:
+def write_parquet(table: pa.Table, path: str, opts: dict = PARQUET_OPTS) -> None:
     # FileSystems.create makes parent folders on local disk and works on
     # object stores; pyarrow writes to the returned file-like object.
     from apache_beam.io.filesystems import FileSystems
     with FileSystems.create(path) as handle:
-        pq.write_table(table, handle, **PARQUET_OPTS)
+        pq.write_table(table, handle, **opts)
 
 
 def clean_table(table: pa.Table) -> pa.Table:
@@ -109,7 +135,7 @@ def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[in
     files, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
     for file, start, size in zip(files.tolist(), starts.tolist(), sizes.tolist()):
         port = OTHER if file == OTHER_KEY else file
-        write_parquet(table.slice(start, size), clean_path(root, port, part))
+        write_parquet(table.slice(start, size), clean_path(root, port, part), CLEAN_PARQUET_OPTS)
         counts[str(port)] = size
     return table, counts
 

@@ -35,7 +35,7 @@ from pipelines import aggregate as agg
 from pipelines.manifest import COUNT_KEYS, check_identity, dumps, identification_shares
 from pipelines.optout import listed_excerpts, listed_rows, load_optout
 from pipelines.publish import recover, swap_in
-from pipelines.layout import CLEAN_DIR, PARQUET_OPTS as CLEAN_PARQUET_OPTS
+from pipelines.layout import CLEAN_DIR, CLEAN_PARQUET_OPTS
 from pipelines.schema import CLEAN_SCHEMA, ExclusionReason
 from pipelines.week import load_manifest, published_weeks, staging_dir, week_path
 

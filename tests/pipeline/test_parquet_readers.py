@@ -123,3 +123,18 @@ def test_view_links_are_relative_and_repaired(out, tmp_path):
     assert os.path.islink(copy / "clean" / WEEKS[0]) and not os.path.lexists(copy / "clean" / "2001-W01")
     assert pa.Table.equals(ds.dataset(copy / "clean" / WEEKS[0]).to_table(),
                            ds.dataset(out / "clean" / WEEKS[0]).to_table())
+
+
+def test_clean_files_use_per_column_encodings(out):
+    """Dictionaries where values repeat, none for the address; min/max only
+    for the columns one filters on (pipelines/layout.py CLEAN_PARQUET_OPTS)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(clean_files(str(out), WEEKS[0])[0]).metadata
+    rg = meta.row_group(0)
+    cols = {rg.column(i).path_in_schema: rg.column(i) for i in range(rg.num_columns)}
+    assert "RLE_DICTIONARY" in {str(e) for e in cols["country"].encodings} | {str(e) for e in cols["tool"].encodings}
+    assert not any("DICTIONARY" in str(e) for e in cols["ip"].encodings), cols["ip"].encodings
+    assert cols["port"].is_stats_set and cols["port"].statistics.has_min_max
+    assert cols["ip_bytes"].is_stats_set
+    assert not cols["banner_public"].is_stats_set
