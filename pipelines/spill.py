@@ -36,10 +36,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
-# LZ4 halves the scratch disk (5M records: 560 -> 300 MB at the peak, with
-# the week's Parquet) for no measurable time; reading decompresses instead of
-# mapping, which costs nothing the merge's own sort does not dwarf.
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# Uncompressed, so the merge maps its parts and reads them without a copy.
+# LZ4 halved the scratch disk (5M records: 560 -> 300 MB at the peak, with the
+# week's Parquet) but cost its compression on write and a decompressed copy
+# on every read: the 2M bench week in one thread ran 21.6-22.8 s without it
+# and 24.6-25.1 s with it (2026-12-03). The scratch folder lives only while
+# the week runs (docs/SCALING.md sizes it).
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression=None)
 
 
 @dataclasses.dataclass(frozen=True)
