@@ -97,7 +97,10 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=int, default=2_000_000, help="records to generate (default 2M)")
     ap.add_argument("--shards", type=int, default=4, help="input files (default 4)")
     ap.add_argument("--dir", default=".bench", help="work folder (default .bench)")
-    ap.add_argument("--buckets", type=int, default=32)
+    ap.add_argument("--buckets", type=int, default=None,
+                    help="--buckets for the pipeline (default: its own, from the input size)")
+    ap.add_argument("--no-one-thread", action="store_true",
+                    help="skip the second portcensus line, the same run held to one thread")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds per tool (default 3)")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--gcd", type=int, default=20_000,
@@ -126,10 +129,13 @@ def main(argv=None) -> int:
     gz_glob = os.path.join(week_dir, "*.gz")
     py = [sys.executable, "-m", "pipelines.bench_baselines"]
 
-    tools: dict[str, list[str] | str] = {
-        "portcensus": [sys.executable, "-m", "pipelines", "run", "--week", BENCH_WEEK, "--raw", raw,
-                       "--out", out, "--buckets", str(args.buckets), "--quiet", "--no-site", "--force",
-                       *args.beam_args]}
+    pc = [sys.executable, "-m", "pipelines", "run", "--week", BENCH_WEEK, "--raw", raw, "--out", out,
+          *(["--buckets", str(args.buckets)] if args.buckets else []), "--quiet", "--no-site", "--force"]
+    # The default run (threads for a big week, pipelines/runmode.py), and
+    # beside it the same run in one thread: what the second core is worth.
+    tools: dict[str, list[str] | str] = {"portcensus": [*pc, *args.beam_args]}
+    if not args.no_one_thread and not any("running_mode" in a or "--runner" in a for a in args.beam_args):
+        tools["portcensus 1 thread"] = [*pc, "--", "--direct_running_mode=in_memory", *args.beam_args]
     if not args.skip_baselines:
         geo = bench_baselines.prepare_geo(os.path.join(args.dir, "duckdb-geo"))   # untimed, like geoip/cache
         tools["duckdb same work"] = [*py, "same-work", "--glob", gz_glob, "--geo", geo, "--out", duck_out,
@@ -142,7 +148,7 @@ def main(argv=None) -> int:
     last: dict[str, dict] = {}
     for rnd in range(args.repeat):
         for name, cmd in tools.items():
-            if name == "portcensus":
+            if name.startswith("portcensus"):
                 shutil.rmtree(out, ignore_errors=True)
             if name == "duckdb same work":
                 shutil.rmtree(duck_out, ignore_errors=True)
@@ -180,7 +186,7 @@ def main(argv=None) -> int:
     if ratios:
         print("ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
     record = {
-        "records": read, "files": len(files), "gzip_bytes": size, "buckets": args.buckets, "repeat": args.repeat,
+        "records": read, "files": len(files), "gzip_bytes": size, "buckets": manifest["run"]["buckets"], "repeat": args.repeat,
         "beam_args": args.beam_args, "machine": _machine(), "checks": checks, "ratios": ratios,
         "results": results,
     }
