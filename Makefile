@@ -72,10 +72,10 @@ bench: $(STAMP)  ## the benchmark: 2M and 10M records against DuckDB doing the s
 	$(MAKE) bench-scale
 
 bench-scale: $(STAMP)  ## only the scale figures: 5M and 20M records in-process (same settings: memory must stay flat), and 5M on a loopback Dask cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --repeat 1
-	$(BIN)/python -m pipelines.bench --records 20000000 --no-parts --skip-baselines --repeat 1
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --no-one-thread --repeat 1
+	$(BIN)/python -m pipelines.bench --records 20000000 --no-parts --skip-baselines --no-one-thread --repeat 1
 	$(MAKE) cluster
-	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --repeat 1 -- \
+	$(BIN)/python -m pipelines.bench --records 5000000 --no-parts --skip-baselines --no-one-thread --repeat 1 -- \
 	  --runner DaskRunner --dask_client_address tcp://127.0.0.1:$(DASK_PORT); rc=$$?; $(MAKE) cluster-stop; exit $$rc
 
 bench-gcd: $(STAMP)  ## batch GCD over 100k and 1M distinct 1024-bit RSA moduli (slow: making 1M moduli takes an hour once)

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     # beside it the same run in one thread: what the second core is worth.
     tools: dict[str, list[str] | str] = {"portcensus": [*pc, *args.beam_args]}
     if not args.no_one_thread and not any("running_mode" in a or "--runner" in a for a in args.beam_args):
-        tools["portcensus 1 thread"] = [*pc, "--", "--direct_running_mode=in_memory", *args.beam_args]
+        tools["portcensus 1 thread"] = [*pc, "--direct_running_mode=in_memory", *args.beam_args]
     if not args.skip_baselines:
         geo = bench_baselines.prepare_geo(os.path.join(args.dir, "duckdb-geo"))   # untimed, like geoip/cache
         tools["duckdb same work"] = [*py, "same-work", "--glob", gz_glob, "--geo", geo, "--out", duck_out,
@@ -171,11 +171,11 @@ def main(argv=None) -> int:
     print(f"\n{read:,} records ({size / 1e6:.1f} MB gzip, {len(files)} files) -> {accepted:,} observations; "
           f"{args.repeat} interleaved rounds; checks: " + ", ".join(f"{k} {'ok' if v else 'FAILS'}"
                                                                  for k, v in checks.items()))
-    print(f"{'':<18}{'wall min':>9}{'median':>8}{'cpu min':>9}{'records/s':>12}{'peak MB':>9}{'wall vs same-work':>19}")
+    print(f"{'':<20}{'wall min':>9}{'median':>8}{'cpu min':>9}{'records/s':>12}{'peak MB':>9}{'wall vs same-work':>19}")
     base = results.get("duckdb same work", {}).get("wall_min_s")
     for name, r in results.items():
         ratio = f"{r['wall_min_s'] / base:.2f}x" if base else "-"
-        print(f"{name:<18}{r['wall_min_s']:>9.2f}{r['wall_median_s']:>8.2f}{r['cpu_min_s']:>9.2f}"
+        print(f"{name:<20}{r['wall_min_s']:>9.2f}{r['wall_median_s']:>8.2f}{r['cpu_min_s']:>9.2f}"
               f"{read / r['wall_min_s']:>12,.0f}{r['peak_rss_mb']:>9,.0f}{ratio:>19}")
     ratios = {}
     if base:

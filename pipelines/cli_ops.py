@@ -35,7 +35,9 @@ Beam options: any other --flag is handed to Apache Beam, e.g.
   --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
                                   a dask.distributed cluster (docs/SCALING.md)
   --direct_running_mode multi_threading --direct_num_workers 2
-                                  2 threads in one process (not with --shuffle beam)
+                                  2 threads in one process (not with --shuffle beam); the
+                                  default for a week of 8 MiB or more on 2+ cores
+  --direct_running_mode in_memory one thread, whatever the week's size
 Beam options can also sit in the --config file's [beam] table.
 
 exit codes: 0 ok or nothing to do, 1 failed, 2 usage or configuration error
@@ -104,7 +106,7 @@ def add_optout_state_args(p: argparse.ArgumentParser) -> None:
 def add_processing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buckets", type=int, default=None,
                    help="dedup hash partitions (default: from the week's raw input size, one per "
-                        f"{c.AUTO_BYTES_PER_BUCKET >> 20} MiB rounded up to a power of two, at most "
+                        f"{c.AUTO_BYTES_PER_BUCKET / 2**20:g} MiB rounded up to a power of two, at most "
                         f"{c.AUTO_BUCKETS_MAX}: a small week runs in few, a big one in many)")
     p.add_argument("--batch-rows", type=int, default=c.DEFAULT_BATCH_ROWS,
                    help=f"rows per Arrow batch read from a file (default: {c.DEFAULT_BATCH_ROWS})")
@@ -236,7 +238,8 @@ def beam_args_for(extra: list[str], shuffle: str = "files") -> list[str]:
         # Beam's own --dry_run (Dataflow: do not submit) would not stop us from publishing
         raise c.ConfigError("--dry_run is a Beam option and would not stop portcensus from processing "
                             "and publishing; use --dry-run")
-    args = list(extra)
+    # A bare "--" would make Beam's parser discard every flag after it (ours included).
+    args = [a for a in extra if a != "--"]
     for i, a in enumerate(args):
         if a == "--runner=DaskRunner":
             args[i] = f"--runner={DASK_RUNNER}"

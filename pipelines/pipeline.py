@@ -91,7 +91,7 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
         # while the graph is built (~0.5 s of every run). Our elements are
         # Arrow batches and tuples that go through our own coder whatever the
         # inferred type (pipelines/transforms/coders.py), so the inference buys
-        # nothing here.
+        # nothing here. Always off: Beam has no flag that turns it back on.
         beam_args = [*beam_args, "--no_pipeline_type_check"]
     options = PipelineOptions(beam_args)
     # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)

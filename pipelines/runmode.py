@@ -30,10 +30,20 @@ MAX_THREADS = 2
 
 
 def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2
+    CPU quota (a container limited to one CPU sees the host's in its affinity)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):   # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def _named(args: list[str], flag: str) -> str | None:
@@ -56,7 +66,8 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
     and a short description of the mode for the log."""
     runner = _named(beam_args, "--runner") or "FnApiRunner"
     mode = _named(beam_args, "--direct_running_mode")
-    if mode is not None or runner.rsplit(".", 1)[-1] != "FnApiRunner":
+    # Beam's own lookup of a runner name ignores case and the "Runner" suffix.
+    if mode is not None or runner.rsplit(".", 1)[-1].lower() not in ("fnapirunner", "fnapi"):
         return beam_args, f"{runner}, running mode {mode or 'default'} (as given)"
     given = _named(beam_args, "--direct_num_workers")
     cores = usable_cores() if cores is None else cores

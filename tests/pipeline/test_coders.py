@@ -39,7 +39,7 @@ def test_the_weeks_untyped_pcollections_use_it(tmp_path):
     from pipelines.pipeline import build
     (tmp_path / "raw" / "2013-W38").mkdir(parents=True)
     (tmp_path / "raw" / "2013-W38" / "a.ndjson").write_text("")
-    p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner", "--no_pipeline_type_check"]))  # as run_pipeline
     build(p, RunConfig(week="2013-W38", raw=str(tmp_path / "raw"), out=str(tmp_path / "out")),
           str(tmp_path / "staging"), str(tmp_path / "shuffle"))
     assert isinstance(typecoders.registry.get_coder(typecoders.typehints.Any), ArrowAwarePickleCoder)

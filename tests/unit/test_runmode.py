@@ -55,3 +55,18 @@ def test_a_worker_count_given_without_a_mode_is_kept():
     got, mode = with_default_running_mode(["--direct_num_workers=3"], BIG, cores=2)
     assert got == ["--direct_num_workers=3", "--direct_running_mode=multi_threading"]
     assert "3 worker threads" in mode
+
+
+@pytest.mark.parametrize("runner", ["FnApiRunner", "fnapirunner", "FnApi",
+                                    "apache_beam.runners.portability.fn_api_runner.FnApiRunner"])
+def test_every_spelling_of_the_in_process_runner_gets_threads(runner):
+    got, _ = with_default_running_mode([f"--runner={runner}"], BIG, cores=2)
+    assert "--direct_running_mode=multi_threading" in got
+
+
+def test_a_bare_double_dash_never_reaches_beam():
+    """Beam's parser discards every flag after a bare "--", the running mode
+    and type-check flags the run adds included."""
+    from pipelines.cli_ops import beam_args_for
+    args = beam_args_for(["--", "--direct_num_workers=3"])
+    assert "--" not in args and "--direct_num_workers=3" in args
