@@ -25,8 +25,11 @@ DEFAULT_OUT = "data/out"
 # big week needs enough buckets to keep each merge small and both workers
 # busy. The input size is known before the graph is built and is the same on
 # every rerun, so the choice is deterministic (the manifest records it).
+# At most 64, not 32: a week run on two threads merges two buckets at once,
+# and at 10M records 32 buckets peaked at 1.09-1.13 GB against 0.84-0.90 GB
+# with 64, for the same wall time within noise (docs/BENCHMARKS.md).
 AUTO_BYTES_PER_BUCKET = 1 << 20
-AUTO_BUCKETS_MAX = 32
+AUTO_BUCKETS_MAX = 64
 DEFAULT_BATCH_ROWS = 100_000
 # The merge holds at most about this many records at once: a bigger bucket is
 # merged in several passes (pipelines/spill.py). ~0.8 KB of working memory per

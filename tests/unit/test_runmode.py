@@ -11,7 +11,7 @@ MIB = 1 << 20
 
 @pytest.mark.parametrize("size, buckets", [
     (0, 1), (1, 1), (MIB, 1), (MIB + 1, 2), (3 * MIB, 4), (4 * MIB, 4), (4 * MIB + 1, 8),
-    (30 * MIB, 32), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
+    (30 * MIB, 32), (64 * MIB, 64), (65 * MIB, c.AUTO_BUCKETS_MAX), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
 def test_auto_buckets_grow_with_the_input_in_powers_of_two(size, buckets):
     assert c.auto_buckets(size) == buckets
 
