@@ -326,3 +326,26 @@ def unpack(packed: pa.RecordBatch) -> pa.RecordBatch:
         else:
             cols.append(pa.nulls(n, f.type))
     return pa.RecordBatch.from_arrays(cols, schema=WORK_SCHEMA)
+
+
+def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
+    """``unpack`` of many packed batches as one WORK_SCHEMA table (chunks in
+    no promised order: the merge is a total order on content). Batches with
+    the same columns are decoded together, a column per call rather than a
+    column per batch: a bucket of a big week has one part per spilled batch
+    (hundreds), and decoding them one by one cost more than the merge."""
+    groups: dict[tuple, list[pa.RecordBatch]] = {}
+    for b in packed:
+        groups.setdefault(tuple((f.name, f.type) for f in b.schema), []).append(b)
+    tables = []
+    for batches in groups.values():
+        t = pa.Table.from_batches(batches)
+        cols = []
+        for f in WORK_SCHEMA:
+            if f.name in t.column_names:
+                col = t.column(f.name)
+                cols.append(col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
+            else:
+                cols.append(pa.nulls(t.num_rows, f.type))
+        tables.append(pa.Table.from_arrays(cols, schema=WORK_SCHEMA))
+    return pa.concat_tables(tables) if tables else WORK_SCHEMA.empty_table()

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipelines.merge import merge_bucket
-from pipelines.normalize import Limits, normalize_batch, pack, unpack
+from pipelines.normalize import Limits, normalize_batch, pack, unpack_table
 from pipelines.schema import ExclusionReason
 from pipelines.spill import Part, in_pass, passes_for, read_part, spill_name, write_parts
 from pipelines.transforms.common import split_by_kind
@@ -118,14 +118,14 @@ class _MergeFn(beam.DoFn):
         # One shuffle mode per run: inline batches would be merged once per pass.
         assert not (inline and passes > 1), "a bucket mixes inline batches and file parts"
         for which in range(passes):
-            batches = [unpack(b) for b in inline]
+            batches = list(inline)
             for part in parts:
                 rows = in_pass(read_part(part), self.buckets, passes, which)
                 if rows.num_rows:
-                    batches.append(unpack(rows))
+                    batches.append(rows)
             if not batches:
                 continue
-            res = merge_bucket(pa.Table.from_batches(batches), self.week)
+            res = merge_bucket(unpack_table(batches), self.week)
             self.observations.inc(res.clean.num_rows)
             # The part name keys the clean files: one per bucket, or per pass
             # when a big bucket was merged in several.

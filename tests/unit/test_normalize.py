@@ -1,4 +1,5 @@
 import numpy as np
+import pyarrow as pa
 
 from pipelines.normalize import Limits, normalize_batch
 from pipelines.schema import QuarantineReason as R
@@ -93,6 +94,28 @@ def test_shuffle_form_round_trips_everything_the_merge_reads():
             assert back.column(name).to_pylist() == work.column(name).to_pylist(), name
     masscan_only = normalize_batch(raw_batch(rows[1:]), lab_limits()).work
     assert "key_fingerprint_sha256" not in pack(masscan_only).schema.names   # all-null: not shipped
+
+
+def test_unpack_table_decodes_parts_of_different_shapes_like_unpack_one_by_one():
+    # A bucket's parts come from many spilled batches: some carry host-key
+    # columns, some do not (all-null there, so not shipped), and each has its
+    # own dictionaries. Decoded together they must be the same rows.
+    from pipelines.normalize import WORK_SCHEMA, pack, unpack, unpack_table
+    keyed = [dict(ip="2001:db8::7", port=22, transport="tcp", status="open", reason="success", timestamp=T,
+                  key_algorithm="ssh-ed25519", key_fingerprint_sha256="ab" * 32, key_bits=256)]
+    plain = [dict(ip="192.0.2.1", port=80, transport="tcp", service="title", banner=b"caf\xc3\xa9", timestamp=T),
+             dict(ip="192.0.2.2", port=21, transport="udp", status="open", reason="success", timestamp=T + 1)]
+    parts = [pack(normalize_batch(raw_batch(r), lab_limits()).work, keep=("bucket_key",))
+             for r in (plain, keyed, plain[1:], plain[:1])]
+    assert len({p.schema for p in parts}) > 1                     # the case under test
+    got = unpack_table(parts)
+    want = pa.Table.from_batches([unpack(p) for p in parts])
+    assert got.schema == WORK_SCHEMA
+    def rows(t):
+        return sorted(map(repr, t.to_pylist()))
+    assert rows(got) == rows(want)
+    assert got.num_rows == sum(p.num_rows for p in parts) == want.num_rows > len(parts)
+    assert unpack_table([]).num_rows == 0
 
 
 # -- the week window (issue 15) -------------------------------------------------
