@@ -336,7 +336,7 @@ def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
     (hundreds), and decoding them one by one cost more than the merge."""
     groups: dict[tuple, list[pa.RecordBatch]] = {}
     for b in packed:
-        groups.setdefault(tuple((f.name, f.type) for f in b.schema), []).append(b)
+        groups.setdefault(tuple(b.schema), []).append(b)   # fields: name, type, nullability
     tables = []
     for batches in groups.values():
         t = pa.Table.from_batches(batches)

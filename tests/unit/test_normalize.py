@@ -105,9 +105,15 @@ def test_unpack_table_decodes_parts_of_different_shapes_like_unpack_one_by_one()
                   key_algorithm="ssh-ed25519", key_fingerprint_sha256="ab" * 32, key_bits=256)]
     plain = [dict(ip="192.0.2.1", port=80, transport="tcp", service="title", banner=b"caf\xc3\xa9", timestamp=T),
              dict(ip="192.0.2.2", port=21, transport="udp", status="open", reason="success", timestamp=T + 1)]
+    other = [dict(r, ip="198.51.100.9", transport="sctp", source_file="b.json") for r in plain]
     parts = [pack(normalize_batch(raw_batch(r), lab_limits()).work, keep=("bucket_key",))
-             for r in (plain, keyed, plain[1:], plain[:1])]
-    assert len({p.schema for p in parts}) > 1                     # the case under test
+             for r in (plain, keyed, other, plain[1:], plain[:1])]
+    # Both cases under test: parts of different shapes, and parts of one
+    # shape (decoded together) whose dictionaries differ.
+    shapes = [p.schema for p in parts]
+    assert len(set(shapes)) > 1 and len(set(shapes)) < len(parts)
+    same = [p for p in parts if p.schema == parts[0].schema]
+    assert len(same) > 1 and same[0].column("transport").dictionary != same[1].column("transport").dictionary
     got = unpack_table(parts)
     want = pa.Table.from_batches([unpack(p) for p in parts])
     assert got.schema == WORK_SCHEMA
