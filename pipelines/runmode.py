@@ -9,7 +9,7 @@ process boundary, and our heavy stages (pyarrow's JSON reader, Parquet,
 numpy's sort and compute kernels) release the GIL, so two threads do use two
 cores. It lost rows once; the cause is understood and guarded
 (pipelines/beam_guard.py, docs/SCALING.md: stress runs identical to the
-in-process week). Measured on 2 cores (docs/BENCHMARKS.md) it is 1.3-1.5x
+in-process week). Measured on 2 cores (docs/BENCHMARKS.md) it is 1.3-1.7x
 faster from about 2M records on, and no faster for a small week, whose time
 is start-up and per-bucket overhead: so it is the default only from
 ``THREADS_MIN_BYTES`` of raw input on.
