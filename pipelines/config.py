@@ -27,7 +27,8 @@ DEFAULT_OUT = "data/out"
 # every rerun, so the choice is deterministic (the manifest records it).
 # At most 64, not 32: a week run on two threads merges two buckets at once,
 # and at 10M records 32 buckets peaked at 1.05-1.13 GB against 0.82-0.90 GB
-# with 64, for the same wall time within noise (docs/BENCHMARKS.md).
+# with 64, for ~65 ms of CPU per extra bucket: 5-12% more CPU at 10M
+# (docs/BENCHMARKS.md).
 AUTO_BYTES_PER_BUCKET = 1 << 20
 AUTO_BUCKETS_MAX = 64
 DEFAULT_BATCH_ROWS = 100_000

@@ -313,27 +313,13 @@ def pack(work: pa.RecordBatch, keep: tuple[str, ...] = ()) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, names=names)
 
 
-def unpack(packed: pa.RecordBatch) -> pa.RecordBatch:
-    """WORK_SCHEMA again; ``ip`` and ``bucket_key`` come back as nulls (the
-    merge derives the text of the rows it keeps from ip16)."""
-    n = packed.num_rows
-    have = set(packed.schema.names)
-    cols = []
-    for f in WORK_SCHEMA:
-        if f.name in have:
-            col = packed.column(f.name)
-            cols.append(col.dictionary_decode() if pa.types.is_dictionary(col.type) else col)
-        else:
-            cols.append(pa.nulls(n, f.type))
-    return pa.RecordBatch.from_arrays(cols, schema=WORK_SCHEMA)
-
-
 def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
-    """``unpack`` of many packed batches as one WORK_SCHEMA table (chunks in
-    no promised order: the merge is a total order on content). Batches with
-    the same columns are decoded together, a column per call rather than a
-    column per batch: a bucket of a big week has one part per spilled batch
-    (hundreds), and decoding them one by one cost more than the merge."""
+    """Packed batches (``pack``) as one WORK_SCHEMA table; ``ip`` and
+    ``bucket_key`` come back as nulls unless kept (the merge derives the text
+    of the rows it keeps from ip16). Chunks are in no promised order: the
+    merge is a total order on content. Batches with the same columns are
+    decoded together, a column per call rather than a column per batch: a
+    bucket of a big week has one part per spilled batch (hundreds)."""
     groups: dict[tuple, list[pa.RecordBatch]] = {}
     for b in packed:
         groups.setdefault(tuple(b.schema), []).append(b)   # fields: name, type, nullability

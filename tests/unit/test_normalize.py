@@ -80,12 +80,12 @@ def test_bucket_elements_carry_only_their_own_rows_through_the_shuffle():
 
 
 def test_shuffle_form_round_trips_everything_the_merge_reads():
-    from pipelines.normalize import WORK_SCHEMA, pack, unpack
+    from pipelines.normalize import WORK_SCHEMA, pack, unpack_table
     rows = [dict(ip="2001:db8::7", port=22, transport="tcp", status="open", reason="success", timestamp=T,
                  key_algorithm="ssh-ed25519", key_fingerprint_sha256="ab" * 32, key_bits=256),
             dict(ip="192.0.2.1", port=80, transport="tcp", service="title", banner=b"caf\xc3\xa9", timestamp=T)]
     work = normalize_batch(raw_batch(rows), lab_limits()).work
-    back = unpack(pack(work))
+    back = unpack_table([pack(work)])
     assert back.schema == WORK_SCHEMA
     for name in WORK_SCHEMA.names:
         if name in ("ip", "bucket_key"):
@@ -99,8 +99,9 @@ def test_shuffle_form_round_trips_everything_the_merge_reads():
 def test_unpack_table_decodes_parts_of_different_shapes_like_unpack_one_by_one():
     # A bucket's parts come from many spilled batches: some carry host-key
     # columns, some do not (all-null there, so not shipped), and each has its
-    # own dictionaries. Decoded together they must be the same rows.
-    from pipelines.normalize import WORK_SCHEMA, pack, unpack, unpack_table
+    # own dictionaries. Decoded together they must be the same rows as
+    # decoded one by one (which the round trip above checks against the work).
+    from pipelines.normalize import WORK_SCHEMA, pack, unpack_table
     keyed = [dict(ip="2001:db8::7", port=22, transport="tcp", status="open", reason="success", timestamp=T,
                   key_algorithm="ssh-ed25519", key_fingerprint_sha256="ab" * 32, key_bits=256)]
     plain = [dict(ip="192.0.2.1", port=80, transport="tcp", service="title", banner=b"caf\xc3\xa9", timestamp=T),
@@ -115,7 +116,7 @@ def test_unpack_table_decodes_parts_of_different_shapes_like_unpack_one_by_one()
     same = [p for p in parts if p.schema == parts[0].schema]
     assert len(same) > 1 and same[0].column("transport").dictionary != same[1].column("transport").dictionary
     got = unpack_table(parts)
-    want = pa.Table.from_batches([unpack(p) for p in parts])
+    want = pa.concat_tables([unpack_table([p]) for p in parts])
     assert got.schema == WORK_SCHEMA
     def rows(t):
         return sorted(map(repr, t.to_pylist()))

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.normalize import Limits, normalize_batch, pack, unpack
+from pipelines.normalize import Limits, normalize_batch, pack, unpack_table
 from pipelines.spill import Part, in_pass, passes_for, read_part, spill_name, write_parts
 from pipelines.transforms.clean import CLEAN, WORK, Deduplicate, Normalize
 from tests.helpers import raw_batch, lab_limits
@@ -38,8 +38,8 @@ def test_parts_round_trip_each_bucket_exactly(tmp_path):
     assert sorted(b for b, _ in parts) == sorted(set(buckets.tolist()))
     assert sum(p.rows for _, p in parts) == work.num_rows
     for b, part in parts:
-        got = unpack(read_part(part))
-        want = unpack(pack(work.filter(pa.array(buckets == b)), keep=("bucket_key",)))
+        got = unpack_table([read_part(part)])
+        want = unpack_table([pack(work.filter(pa.array(buckets == b)), keep=("bucket_key",))])
         assert got.num_rows == part.rows
         assert got.equals(want), b
 
