@@ -286,29 +286,49 @@ def _public(field: str, value: str, vocabulary: Collection[str] | None, product:
 
 # -- Arrow columns: once per distinct value -----------------------------------
 
+def _codes(arr):
+    """(dictionary, per row its entry's index, -1 where null) of an Arrow column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+    idx = enc.indices if enc.indices.null_count == 0 else pc.fill_null(enc.indices, -1)
+    return enc.dictionary, idx.to_numpy().astype("int64")
+
+
 def gate_column(values, field: str, product=None):
     """``public(field, v)`` over an Arrow string column, once per distinct
-    value (or distinct (product, value) pair when ``product`` is given)."""
+    value (or distinct (product, value) pair when ``product`` is given).
+
+    Returns a dictionary array whose dictionary holds each public value once
+    (values the gate folds together, such as two ``<redacted>``, share one
+    entry). No per-row string is built: the distinct values are found by a
+    hash pass, the pairs by integer keys, and the rows keep integer indices
+    -- what the aggregates count by anyway (pipelines/aggregate.py)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(arr.type.value_type)
     if len(arr) == 0 or arr.null_count == len(arr):
         return arr
-    if product is not None:
+    entries, idx = _codes(arr)
+    entries = entries.to_pylist()
+    if product is None:
+        keys, gated = idx, [public(field, v) for v in entries]
+    else:
         prod = product.combine_chunks() if isinstance(product, pa.ChunkedArray) else product
-        if pa.types.is_dictionary(prod.type):
-            prod = prod.cast(prod.type.value_type)
-        # "\x00" never occurs in a gated name: it separates the pair unambiguously.
-        key = pc.binary_join_element_wise(pc.fill_null(prod.cast(pa.string()), ""), arr.cast(pa.string()), "\x00")
-        enc = pc.dictionary_encode(key)
-        pairs = [v.split("\x00", 1) for v in enc.dictionary.to_pylist()]
-        gated = pa.array([public(field, v, product=p or None) for p, v in pairs], pa.string())
-        return gated.take(enc.indices).cast(arr.type)
-    enc = pc.dictionary_encode(arr)
-    gated = pa.array([public(field, v) for v in enc.dictionary.to_pylist()], pa.string())
-    return gated.take(enc.indices).cast(arr.type)
+        prod_entries, prod_idx = _codes(prod)
+        prod_entries = prod_entries.to_pylist()
+        has = idx >= 0
+        # (product, value) as one integer; product -1 (none) becomes 0
+        pair, inverse = np.unique((prod_idx[has] + 1) * len(entries) + idx[has], return_inverse=True)
+        gated = [public(field, entries[v], product=(prod_entries[p - 1] if p else None) or None)
+                 for p, v in zip((pair // len(entries)).tolist(), (pair % len(entries)).tolist())]
+        keys = np.full(len(idx), -1, np.int64)
+        keys[has] = inverse
+    public_values, public_idx = _codes(pa.array(gated, pa.string()))
+    remap = np.append(public_idx, -1)           # the last slot: a null row stays null
+    rows = remap[keys]
+    return pa.DictionaryArray.from_arrays(pa.array(rows.astype(np.int32), mask=rows < 0), public_values)
 
 
 # Clean-table columns and the gate field each is published under.
