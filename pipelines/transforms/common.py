@@ -11,28 +11,24 @@ from __future__ import annotations
 import apache_beam as beam
 
 
-class _KindIs:
-    """Picklable predicate (no lambdas closing over loop variables)."""
+class _PayloadsOf:
+    """Picklable (no lambda closing over a loop variable): the payload of
+    each element of one kind. Filter and payload in one step, so a split
+    adds one ParDo per kind to the graph, not two: Beam inspects every
+    ParDo's methods several times while it builds and runs the graph
+    (about 0.6 ms per ParDo per look), which a small week pays in full."""
 
     def __init__(self, kind: str):
         self.kind = kind
 
-    def __call__(self, element) -> bool:
-        return element[0] == self.kind
-
-
-def _payload(element):
-    return element[1]
+    def __call__(self, element):
+        if element[0] == self.kind:
+            yield element[1]
 
 
 def split_by_kind(pcoll, kinds: tuple[str, ...], label: str) -> dict:
     """{kind: PCollection of payloads} from a PCollection of (kind, payload)."""
-    return {
-        kind: (pcoll
-               | f"{label}.Only[{kind}]" >> beam.Filter(_KindIs(kind))
-               | f"{label}.Payload[{kind}]" >> beam.Map(_payload))
-        for kind in kinds
-    }
+    return {kind: pcoll | f"{label}.Only[{kind}]" >> beam.FlatMap(_PayloadsOf(kind)) for kind in kinds}
 
 
 def sum_dicts(dicts) -> dict:
