@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import RawFile, discover
-from pipelines.runmode import with_default_running_mode
+from pipelines.runmode import use_system_allocator, with_default_running_mode
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.coders import register as register_coder
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, ExcludeOptedOut, Normalize
@@ -83,9 +83,11 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
     size = input_bytes(files)
     cfg = cfg.sized_for(size)
     beam_args, mode = with_default_running_mode(beam_args, size, cfg.shuffle)
+    pool = use_system_allocator()
     logging.getLogger("portcensus").info(
-        f"week {cfg.week}: {len(files)} raw files, {size:,} bytes; {cfg.buckets} buckets; {mode}",
-        extra={"week": cfg.week, "buckets": cfg.buckets, "running_mode": mode})
+        f"week {cfg.week}: {len(files)} raw files, {size:,} bytes; {cfg.buckets} buckets; {mode}; "
+        f"Arrow memory pool {pool}",
+        extra={"week": cfg.week, "buckets": cfg.buckets, "running_mode": mode, "arrow_pool": pool})
     if "--no_pipeline_type_check" not in beam_args:
         # Beam infers every PCollection's element type from the DoFns' bytecode
         # while the graph is built (~0.5 s of every run). Our elements are

@@ -79,3 +79,27 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
         return beam_args, "in-process, one thread"
     extra = ["--direct_running_mode=multi_threading"] + ([] if given else [f"--direct_num_workers={workers}"])
     return [*beam_args, *extra], f"in-process, {workers} worker threads (multi_threading)"
+
+
+# Arrow's allocator for a run. pyarrow's default, mimalloc, hands freed pages
+# back to the system soon and takes them again on the next batch: the 10M
+# bench week spent 6.6-7.1 s in the kernel (page faults) with it and 4.3 s
+# with the system allocator (glibc malloc), for 60-62 s of CPU against 67-68
+# and a lower peak (637-720 MB against 750-822); the 2M week ran 5-7% faster
+# with it too; jemalloc was between them (docs/BENCHMARKS.md). pyarrow reads
+# this variable when it first needs its default pool, so the one set here is
+# what worker processes started by this one (multi_processing) use.
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def use_system_allocator() -> str:
+    """Make the system allocator Arrow's default pool for this process and
+    the worker processes it starts, unless ``ARROW_DEFAULT_MEMORY_POOL`` says
+    otherwise (the operator's choice wins). Returns the pool now in use."""
+    import pyarrow as pa
+    if os.environ.get(ARROW_POOL_ENV):
+        return pa.default_memory_pool().backend_name
+    os.environ[ARROW_POOL_ENV] = "system"
+    # Buffers already allocated keep the pool they came from: switching is safe at any time.
+    pa.set_memory_pool(pa.system_memory_pool())
+    return pa.default_memory_pool().backend_name

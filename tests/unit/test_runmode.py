@@ -70,3 +70,31 @@ def test_a_bare_double_dash_never_reaches_beam():
     from pipelines.cli_ops import beam_args_for
     args = beam_args_for(["--", "--direct_num_workers=3"])
     assert "--" not in args and "--direct_num_workers=3" in args
+
+
+_POOL_SCRIPT = """
+import subprocess, sys
+from pipelines.runmode import use_system_allocator
+import pyarrow as pa
+pa.array(range(1000))                      # the default pool is in use before the switch
+chosen = use_system_allocator()
+child = subprocess.run([sys.executable, "-c", "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"],
+                       capture_output=True, text=True, check=True).stdout.strip()
+print(chosen, pa.default_memory_pool().backend_name, pa.array(range(1000)).buffers()[1] is not None, child)
+"""
+
+
+@pytest.mark.parametrize("given, want", [(None, "system"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc")])
+def test_the_run_uses_the_system_allocator_unless_the_operator_chose_one(given, want):
+    """This process and the worker processes it starts (multi_processing):
+    a real interpreter each, as a run would be."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if given:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = given
+    out = subprocess.run([sys.executable, "-c", _POOL_SCRIPT], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [want, want, "True", want]
