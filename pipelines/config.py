@@ -18,7 +18,7 @@ DEFAULT_GEOIP_CACHE = os.path.join(GEOIP_DIR, "cache")
 
 DEFAULT_RAW = "data/raw"
 DEFAULT_OUT = "data/out"
-# --buckets when none is given: one dedup bucket per MiB of raw input, rounded
+# --buckets when none is given: one dedup bucket per 2 MiB of raw input, rounded
 # up to a power of two, at most AUTO_BUCKETS_MAX. Each bucket costs a fixed
 # ~60-80 ms (its merge, enrichment, partial aggregates and one Parquet file
 # per port; docs/BENCHMARKS.md), which is most of a small week's run, while a
@@ -28,8 +28,11 @@ DEFAULT_OUT = "data/out"
 # At most 64, not 32: a week run on two threads merges two buckets at once,
 # and at 10M records 32 buckets peaked at 1.05-1.13 GB against 0.82-0.90 GB
 # with 64, for ~65 ms of CPU per extra bucket: 5-12% more CPU at 10M
-# (docs/BENCHMARKS.md).
-AUTO_BYTES_PER_BUCKET = 1 << 20
+# (docs/BENCHMARKS.md). Per 2 MiB, not per MiB: the 2M bench week in 16
+# buckets ran 10.2-11.4 s against 11.8-15.0 s in 32 for the same peak memory
+# (503-573 MB against 477-605; 8 buckets reached 823 MB), the demo week in 2
+# 3.8-4.3 s against 4.0-4.7 s in 4; weeks from 128 MiB on still get 64.
+AUTO_BYTES_PER_BUCKET = 2 << 20
 AUTO_BUCKETS_MAX = 64
 DEFAULT_BATCH_ROWS = 100_000
 # The merge holds at most about this many records at once: a bigger bucket is

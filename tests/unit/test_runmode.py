@@ -10,8 +10,8 @@ MIB = 1 << 20
 
 
 @pytest.mark.parametrize("size, buckets", [
-    (0, 1), (1, 1), (MIB, 1), (MIB + 1, 2), (3 * MIB, 4), (4 * MIB, 4), (4 * MIB + 1, 8),
-    (30 * MIB, 32), (64 * MIB, 64), (65 * MIB, c.AUTO_BUCKETS_MAX), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
+    (0, 1), (1, 1), (2 * MIB, 1), (2 * MIB + 1, 2), (6 * MIB, 4), (8 * MIB, 4), (8 * MIB + 1, 8),
+    (30 * MIB, 16), (128 * MIB, 64), (129 * MIB, c.AUTO_BUCKETS_MAX), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
 def test_auto_buckets_grow_with_the_input_in_powers_of_two(size, buckets):
     assert c.auto_buckets(size) == buckets
 
@@ -19,7 +19,7 @@ def test_auto_buckets_grow_with_the_input_in_powers_of_two(size, buckets):
 def test_a_given_bucket_count_is_kept_and_none_is_settled_by_size():
     cfg = c.RunConfig(week="2013-W37")
     assert cfg.buckets is None
-    assert cfg.sized_for(5 * MIB).buckets == 8
+    assert cfg.sized_for(5 * MIB).buckets == 4
     assert c.RunConfig(week="2013-W37", buckets=3).sized_for(5 * MIB).buckets == 3
     with pytest.raises(c.ConfigError, match="--buckets must be 1..4096"):
         c.RunConfig(week="2013-W37", buckets=0, country_db=None, asn_db=None).validate()
