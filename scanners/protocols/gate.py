@@ -320,7 +320,14 @@ def gate_column(values, field: str, product=None):
         prod_entries = prod_entries.to_pylist()
         has = idx >= 0
         # (product, value) as one integer; product -1 (none) becomes 0
-        pair, inverse = np.unique((prod_idx[has] + 1) * len(entries) + idx[has], return_inverse=True)
+        key = (prod_idx[has] + 1) * len(entries) + idx[has]
+        space = (len(prod_entries) + 1) * len(entries)
+        if space <= 4 * len(key) + 65536:      # the usual few products x versions: a bitmap, no sort
+            seen = np.zeros(space, bool)
+            seen[key] = True
+            pair, inverse = np.flatnonzero(seen), (np.cumsum(seen) - 1)[key]
+        else:
+            pair, inverse = np.unique(key, return_inverse=True)
         gated = [public(field, entries[v], product=(prod_entries[p - 1] if p else None) or None)
                  for p, v in zip((pair // len(entries)).tolist(), (pair % len(entries)).tolist())]
         keys = np.full(len(idx), -1, np.int64)
