@@ -82,13 +82,15 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
 
 
 # Arrow's allocator for a run. pyarrow's default, mimalloc, hands freed pages
-# back to the system soon and takes them again on the next batch: the 10M
-# bench week spent 6.6-7.1 s in the kernel (page faults) with it and 4.3 s
-# with the system allocator (glibc malloc), for 60-62 s of CPU against 67-68
-# and a lower peak (637-720 MB against 750-822); the 2M week ran 5-7% faster
-# with it too; jemalloc was between them (docs/BENCHMARKS.md). pyarrow reads
-# this variable when it first needs its default pool, so the one set here is
-# what worker processes started by this one (multi_processing) use.
+# back to the system soon and faults them in again on the next batch: the 2M
+# bench week spent 2.2-2.7 s in the kernel with it and 1.1-1.5 s with the
+# system allocator (glibc malloc), 14.2-16.6 s of CPU against 14.8-17.7, and
+# peaked at 532-605 MB against 661-681 (three interleaved rounds); at 10M the
+# gain is smaller, 4.7 s of kernel time against 5.5-5.7 and 60-61 s of CPU
+# against 61-63 (a first A/B in a noisier hour showed 60-62 against 67-68);
+# jemalloc was no better (docs/BENCHMARKS.md). pyarrow reads this variable
+# when it first needs its default pool, so the one set here is what worker
+# processes started by this one (multi_processing) use.
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
 
