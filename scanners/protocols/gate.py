@@ -291,15 +291,16 @@ def _codes(arr):
     import pyarrow as pa
     import pyarrow.compute as pc
     enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
-    idx = enc.indices if enc.indices.null_count == 0 else pc.fill_null(enc.indices, -1)
-    return enc.dictionary, idx.to_numpy().astype("int64")
+    idx = enc.indices.cast(pa.int64())     # unsigned indices (Polars' uint32) cannot hold the -1
+    return enc.dictionary, (idx if idx.null_count == 0 else pc.fill_null(idx, -1)).to_numpy()
 
 
 def gate_column(values, field: str, product=None):
     """``public(field, v)`` over an Arrow string column, once per distinct
     value (or distinct (product, value) pair when ``product`` is given).
 
-    Returns a dictionary array whose dictionary holds each public value once
+    Returns a ``dictionary<int32, string>`` array, whatever the input's
+    type (string, large_string, a dictionary), whose dictionary holds each public value once
     (values the gate folds together, such as two ``<redacted>``, share one
     entry). No per-row string is built: the distinct values are found by a
     hash pass, the pairs by integer keys, and the rows keep integer indices
@@ -309,7 +310,9 @@ def gate_column(values, field: str, product=None):
     import pyarrow.compute as pc
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if len(arr) == 0 or arr.null_count == len(arr):
-        return arr
+        # The same type as every other result, whatever the input's: a
+        # caller concatenates the dictionaries of several gated columns.
+        return pa.DictionaryArray.from_arrays(pa.nulls(len(arr), pa.int32()), pa.array([], pa.string()))
     entries, idx = _codes(arr)
     entries = entries.to_pylist()
     if product is None:

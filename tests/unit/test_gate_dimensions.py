@@ -110,3 +110,26 @@ def test_dictionary_and_large_string_columns_are_gated_too():
     gated = gate_table(t)
     assert set(gated.column("product").to_pylist()) == {REDACTED}
     assert not any(find_identifiers(v) for v in gated.column("banner_public").to_pylist())
+
+
+def test_the_gate_gives_one_type_whatever_the_column_holds():
+    """Every gated column comes back as dictionary<int32, string>: an all-null
+    large_string os_release beside a filled one once broke the os dimension
+    (two dictionaries of different types concatenated)."""
+    from scanners.protocols.gate import gate_column
+    want = pa.dictionary(pa.int32(), pa.string())
+    for col in (pa.array([], pa.string()), pa.nulls(3, pa.large_string()), pa.array(["4.3", None], pa.large_string()),
+                pa.chunked_array([pa.array(["a"]), pa.array([None], pa.string())]),
+                pa.DictionaryArray.from_arrays(pa.array([0, None, 1], pa.uint32()), pa.array(["4.3", "10.20.16.40"]))):
+        out = gate_column(col, "version")
+        assert out.type == want, col.type
+    # unsigned indices with nulls (a Polars categorical): the same values as the plain strings
+    cat = pa.DictionaryArray.from_arrays(pa.array([0, None, 1, 0], pa.uint32()), pa.array(["4.3", "10.20.16.40"]))
+    assert gate_column(cat, "version").to_pylist() == ["4.3", None, REDACTED, "4.3"]
+    t = _rows({"product": "OpenSSH", "version": "4.3", "os_family": "Linux"})
+    for name in ("os_family", "os_release"):
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, pa.field(name, pa.large_string()), t.column(name).cast(pa.large_string()))
+    out = agg.partial_aggregates(t, WEEK)
+    os_values = {r["value"] for r in out.to_pylist() if r["dimension"] == "os"}
+    assert os_values == {"Linux"}
