@@ -20,7 +20,7 @@ DEFAULT_RAW = "data/raw"
 DEFAULT_OUT = "data/out"
 # --buckets when none is given: one dedup bucket per 2 MiB of raw input, rounded
 # up to a power of two, at most AUTO_BUCKETS_MAX. Each bucket costs a fixed
-# ~60-80 ms (its merge, enrichment, partial aggregates and one Parquet file
+# ~55-80 ms (its merge, enrichment, partial aggregates and one Parquet file
 # per port; docs/BENCHMARKS.md), which is most of a small week's run, while a
 # big week needs enough buckets to keep each merge small and both workers
 # busy. The input size is known before the graph is built and is the same on
@@ -31,7 +31,7 @@ DEFAULT_OUT = "data/out"
 # (docs/BENCHMARKS.md). Per 2 MiB, not per MiB: the 2M bench week in 16
 # buckets ran 10.2-11.4 s against 11.8-15.0 s in 32 for the same peak memory
 # (503-573 MB against 477-605; 8 buckets reached 823 MB), the demo week in 2
-# 3.8-4.3 s against 4.0-4.7 s in 4; weeks from 128 MiB on still get 64.
+# 3.8-4.3 s against 4.0-4.7 s in 4; weeks of more than 64 MiB still get 64.
 AUTO_BYTES_PER_BUCKET = 2 << 20
 AUTO_BUCKETS_MAX = 64
 DEFAULT_BATCH_ROWS = 100_000

@@ -11,7 +11,8 @@ MIB = 1 << 20
 
 @pytest.mark.parametrize("size, buckets", [
     (0, 1), (1, 1), (2 * MIB, 1), (2 * MIB + 1, 2), (6 * MIB, 4), (8 * MIB, 4), (8 * MIB + 1, 8),
-    (30 * MIB, 16), (128 * MIB, 64), (129 * MIB, c.AUTO_BUCKETS_MAX), (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
+    (30 * MIB, 16), (64 * MIB, 32), (64 * MIB + 1, 64), (129 * MIB, c.AUTO_BUCKETS_MAX),
+    (10_000 * MIB, c.AUTO_BUCKETS_MAX)])
 def test_auto_buckets_grow_with_the_input_in_powers_of_two(size, buckets):
     assert c.auto_buckets(size) == buckets
 
@@ -91,6 +92,13 @@ def test_the_run_uses_the_system_allocator_unless_the_operator_chose_one(given, 
     import os
     import subprocess
     import sys
+
+    import pyarrow as pa
+    if given == "jemalloc":
+        try:
+            pa.jemalloc_memory_pool()
+        except NotImplementedError:
+            pytest.skip("this pyarrow is built without jemalloc")
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     if given:
         env["ARROW_DEFAULT_MEMORY_POOL"] = given
