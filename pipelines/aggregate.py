@@ -38,6 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.schema import AGG_SCHEMA  # noqa: E402 (re-exported for the renderer)
+from scanners.codes import factorize, row_indices
 from scanners.protocols.gate import REDACTED, gate_table
 from scanners.protocols.releases import (AGE_BUCKETS, AGE_UNKNOWN, EOL_VALUES, age_bucket, eol_status,
                                          release_info, week_start)
@@ -96,11 +97,6 @@ def _array(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return values
 
 
-def _numpy_indices(indices: pa.Array) -> np.ndarray:
-    """Dictionary indices as numpy integers, -1 where null."""
-    return (indices if indices.null_count == 0 else pc.fill_null(indices, -1)).to_numpy()
-
-
 def _distinct(values: pa.Array | pa.ChunkedArray, of: np.ndarray | None = None,
               keep_null: bool = False) -> tuple[np.ndarray, pa.Array]:
     """(per row: index of its value in ``dictionary``, -1 for none; ``dictionary``:
@@ -118,33 +114,17 @@ def _distinct(values: pa.Array | pa.ChunkedArray, of: np.ndarray | None = None,
     # the extra last slot maps "no value" (index -1) to -1.
     position = np.full(len(entries) + 1, -1, np.int64)
     position[order] = np.arange(len(order))
-    codes = position[_numpy_indices(enc.indices)]
+    codes = position[row_indices(enc.indices)]
     if of is not None:
         codes = np.append(codes, -1)[of]
     return codes, entries.take(order)
-
-
-def _factorize(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct keys, per key its index among them) for int keys in [0,
-    space). A dense bitmap when the space is small (the usual case: a bucket
-    has few ports and values; keys then come out ascending), else Arrow's
-    hash (keys in order of first appearance; ASN x organisation pairs span
-    millions of keys: 89k of them took ~6 ms to sort, a hash pass less).
-    No caller needs the order: pairs are looked up by index, and the rows
-    are sorted by value at the end (SORT)."""
-    if space <= 4 * len(keys) + 65536:
-        seen = np.zeros(space, bool)
-        seen[keys] = True
-        return np.flatnonzero(seen), (np.cumsum(seen) - 1)[keys]
-    enc = pc.dictionary_encode(pa.array(keys, pa.int64()))
-    return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)
 
 
 def _pairs(a: np.ndarray, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (a, b) of the rows where a >= 0: (their a, their b, per row the
     pair's index or -1); b in [0, b_size)."""
     has = a >= 0
-    uniq, index = _factorize(a[has] * b_size + b[has], (int(a.max()) + 1) * b_size)
+    uniq, index = factorize(a[has] * b_size + b[has], (int(a.max()) + 1) * b_size)
     codes = np.full(len(a), -1, np.int64)
     codes[has] = index
     return uniq // b_size, uniq % b_size, codes
@@ -233,7 +213,7 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
     transport, transports = _distinct(t.column("transport"), keep_null=True)
     # (port, transport) as one integer that sorts as the pair does
     port_transport = port * len(transports) + transport
-    group = _numpy_indices(pc.dictionary_encode(_array(t.column("responder_group"))).indices)
+    group = row_indices(pc.dictionary_encode(_array(t.column("responder_group"))).indices)
 
     # One key per (row, dimension with a value): port_transport * width +
     # value id, the value ids of all dimensions side by side in dimension-name
@@ -249,7 +229,7 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
         keys.append(base[has] + (codes[has] + offset))
         if any_group:
             groups.append(group[has])
-    uniq, key_of = _factorize(np.concatenate(keys), len(ports) * len(transports) * width)
+    uniq, key_of = factorize(np.concatenate(keys), len(ports) * len(transports) * width)
 
     m = len(uniq)
     raw = np.bincount(key_of, minlength=m)
@@ -259,7 +239,7 @@ def partial_aggregates(table: pa.Table, week: str) -> pa.Table:
         group = np.concatenate(groups)
         grouped = group >= 0
         n_groups = int(group.max()) + 1
-        pairs, _ = _factorize(key_of[grouped] * n_groups + group[grouped], m * n_groups)
+        pairs, _ = factorize(key_of[grouped] * n_groups + group[grouped], m * n_groups)
         adjusted = raw - np.bincount(key_of[grouped], minlength=m) \
             + np.bincount(pairs // n_groups, minlength=m)
 

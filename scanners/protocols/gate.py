@@ -290,9 +290,9 @@ def _codes(arr):
     """(dictionary, per row its entry's index, -1 where null) of an Arrow column."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    from scanners.codes import row_indices
     enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
-    idx = enc.indices.cast(pa.int64())     # unsigned indices (Polars' uint32) cannot hold the -1
-    return enc.dictionary, (idx if idx.null_count == 0 else pc.fill_null(idx, -1)).to_numpy()
+    return enc.dictionary, row_indices(enc.indices)
 
 
 def gate_column(values, field: str, product=None):
@@ -307,7 +307,7 @@ def gate_column(values, field: str, product=None):
     -- what the aggregates count by anyway (pipelines/aggregate.py)."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
+    from scanners.codes import factorize
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if len(arr) == 0 or arr.null_count == len(arr):
         # The same type as every other result, whatever the input's: a
@@ -323,14 +323,8 @@ def gate_column(values, field: str, product=None):
         prod_entries = prod_entries.to_pylist()
         has = idx >= 0
         # (product, value) as one integer; product -1 (none) becomes 0
-        key = (prod_idx[has] + 1) * len(entries) + idx[has]
-        space = (len(prod_entries) + 1) * len(entries)
-        if space <= 4 * len(key) + 65536:      # the usual few products x versions: a bitmap, no sort
-            seen = np.zeros(space, bool)
-            seen[key] = True
-            pair, inverse = np.flatnonzero(seen), (np.cumsum(seen) - 1)[key]
-        else:
-            pair, inverse = np.unique(key, return_inverse=True)
+        pair, inverse = factorize((prod_idx[has] + 1) * len(entries) + idx[has],
+                                  (len(prod_entries) + 1) * len(entries))
         gated = [public(field, entries[v], product=(prod_entries[p - 1] if p else None) or None)
                  for p, v in zip((pair // len(entries)).tolist(), (pair % len(entries)).tolist())]
         keys = np.full(len(idx), -1, np.int64)
