@@ -117,22 +117,31 @@ def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
     return pa.Table.from_batches([batches[0].take(order)])
 
 
+def file_keys(ports, partition_ports: tuple[int, ...]) -> np.ndarray:
+    """Per row the clean file it belongs in, as an integer that sorts in file
+    order: its port for a partition port, ``OTHER_KEY`` (after every port)
+    for the rest. The merge orders its groups by it (pipelines/merge.py), so
+    that ``write_clean`` finds them already grouped."""
+    ports = np.asarray(ports).astype(np.int32)   # room for OTHER_KEY
+    return np.where(np.isin(ports, np.asarray(sorted(partition_ports), dtype=np.int32)), ports, OTHER_KEY)
+
+
 def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[int, ...]) -> tuple[pa.Table, dict]:
     """Write one bucket's (or pass's) clean rows under ``root/clean/``: one
     file per partition port, one ``port-other`` file for every other port.
     Returns (the written table, {port label: rows}); the table is in file
     order (each file a slice of it)."""
     table = clean_table(table)
-    ports = table.column("port").to_numpy().astype(np.int32)   # room for OTHER_KEY
-    # One stable sort by file: each partition port, then every other port
-    # (OTHER_KEY, above any port). Rows keep their input order inside a
-    # file, and each file is a zero-copy slice of the one sorted copy
-    # (rather than one full-table filter per port).
-    key = np.where(np.isin(ports, np.asarray(sorted(partition_ports), dtype=np.int32)), ports, OTHER_KEY)
-    order = np.argsort(key, kind="stable")
-    table = _take(table, order)
+    key = file_keys(table.column("port").to_numpy(), partition_ports)
+    if len(key) > 1 and (key[1:] < key[:-1]).any():
+        # One stable sort by file: rows keep their input order inside a
+        # file, and each file is a zero-copy slice of the one sorted copy
+        # (rather than one full-table filter per port). A merged bucket is
+        # in file order already (pipelines/merge.py): no copy at all.
+        order = np.argsort(key, kind="stable")
+        table, key = _take(table, order), key[order]
     counts = {}
-    files, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
+    files, starts, sizes = np.unique(key, return_index=True, return_counts=True)
     for file, start, size in zip(files.tolist(), starts.tolist(), sizes.tolist()):
         port = OTHER if file == OTHER_KEY else file
         write_parquet(table.slice(start, size), clean_path(root, port, part), CLEAN_PARQUET_OPTS)

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.iputil import ip16_text, ip16_to_hilo
+from pipelines.layout import file_keys
 from pipelines.schema import HOST_KEY_FIELDS, OBSERVATION_SCHEMA, PORT_SOURCES
 
 _STATUS_RANK = {"open": 0, "closed": 1, "no_response": 2}
@@ -39,13 +40,17 @@ _REP_COLUMNS = ["ip16", "ip_version", "port", "transport", "status", "reason", "
 
 @dataclasses.dataclass
 class MergeResult:
-    clean: pa.Table                  # OBSERVATION_SCHEMA + ip16, sorted by (ip16, port, transport)
+    clean: pa.Table                  # OBSERVATION_SCHEMA + ip16, sorted by ([file,] ip16, port, transport)
     accepted: dict[str, int]         # source_file -> records accepted
     merged: dict[str, int]           # source_file -> records merged
 
 
-def merge_bucket(work: pa.Table, week: str) -> MergeResult:
-    """``work``: WORK_SCHEMA rows of one bucket (any order, any files)."""
+def merge_bucket(work: pa.Table, week: str, partition_ports: tuple[int, ...] | None = None) -> MergeResult:
+    """``work``: WORK_SCHEMA rows of one bucket (any order, any files). With
+    ``partition_ports`` the clean rows come in the order of the files they
+    are written to (``layout.file_keys``), then by (ip16, port, transport):
+    the order the writer would otherwise make with a copy of every column.
+    The rows themselves do not depend on it."""
     n = work.num_rows
     if n == 0:
         return MergeResult(_empty_clean(), {}, {})
@@ -53,7 +58,7 @@ def merge_bucket(work: pa.Table, week: str) -> MergeResult:
     rank = pc.fill_null(
         pc.index_in(work.column("status"), value_set=pa.array(list(_STATUS_RANK))),
         BANNER_ONLY_RANK).cast(pa.int8())
-    keys = _sort_keys(work, rank)
+    keys = _sort_keys(work, rank, partition_ports)
     order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
     order_np = order.to_numpy()
 
@@ -119,17 +124,22 @@ def _port_sources(codes, order: np.ndarray, first: np.ndarray) -> pa.Array:
     return pa.array(PORT_SOURCES, pa.string()).take(pa.array(best))
 
 
-def _sort_keys(work: pa.Table, rank: pa.Array) -> pa.Table:
+def _sort_keys(work: pa.Table, rank: pa.Array, partition_ports: tuple[int, ...] | None = None) -> pa.Table:
     """The merge's total order as a table of sort keys (all ascending).
 
     ip16 is replaced by its two big-endian 64-bit halves: they order exactly
     as its 16 bytes do, and integer keys sort about twice as fast as
-    fixed-size binary ones."""
+    fixed-size binary ones. The file key leads where given: it is a function
+    of the port, so each group's records stay together and in their order."""
     ip16 = work.column("ip16").combine_chunks()
     hi, lo = ip16_to_hilo(ip16)
     null = ip16.is_null().to_numpy(zero_copy_only=False) if ip16.null_count else None
-    cols = {"_hi": pa.array(hi, mask=null), "_lo": pa.array(lo, mask=null),
-            "port": work.column("port"), "transport": work.column("transport"), "_rank": rank}
+    cols = {}
+    if partition_ports is not None:
+        ports = pc.fill_null(work.column("port"), 0).to_numpy()
+        cols["_file"] = pa.array(file_keys(ports, partition_ports))
+    cols.update({"_hi": pa.array(hi, mask=null), "_lo": pa.array(lo, mask=null),
+                 "port": work.column("port"), "transport": work.column("transport"), "_rank": rank})
     for name in ("timestamp", "reason", "ttl", "service", "banner", "source_file", "source_offset"):
         cols[name] = work.column(name)
     return pa.table(cols)

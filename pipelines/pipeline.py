@@ -51,7 +51,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | Non
             | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at, cfg.max_inflation))
     spill = shuffle_dir if cfg.shuffle == "files" else None
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.normalize_limits(), cfg.exclude, spill)
-    dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows)
+    dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows, cfg.partition_ports)
     enriched = (dedup[CLEAN]
                 | "FlagResponders" >> FlagResponders(cfg.responders)
                 | "EnrichGeoAsn" >> EnrichGeoAsn(cfg.country_db, cfg.asn_db, cfg.geoip_cache)

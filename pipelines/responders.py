@@ -85,7 +85,7 @@ def _responder_groups(clean: pa.Table, hi: np.ndarray, lo: np.ndarray, is_open: 
                if "key_fingerprint_sha256" in clean.column_names else np.full(n, -1))
 
     rows = np.flatnonzero(is_open & keyed)                # responders
-    # The network first (a cheap sort: merged buckets are sorted by address),
+    # The network first (a cheap sort: a merged bucket is sorted by address within each file),
     # then each further key packed with the ids so far into one integer.
     net, _ = _ids(net_hi[rows], net_lo[rows])
     net, _ = _ids(_pack(_pack(net, port_code[rows]), transport_code[rows]))
@@ -147,7 +147,7 @@ def _pack(ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 def _per_host_open_ports(hi: np.ndarray, lo: np.ndarray, is_open: np.ndarray) -> np.ndarray:
     """For each row: how many open (port, transport) observations its address has."""
-    order = np.lexsort((lo, hi))       # merged buckets are sorted already: this is cheap
+    order = np.lexsort((lo, hi))       # sorted runs already (one per file): this is cheap
     h, lw = hi[order], lo[order]
     starts = np.ones(len(order), dtype=bool)
     starts[1:] = (h[1:] != h[:-1]) | (lw[1:] != lw[:-1])

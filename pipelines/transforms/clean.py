@@ -108,8 +108,9 @@ class Normalize(beam.PTransform):
 
 
 class _MergeFn(beam.DoFn):
-    def __init__(self, week: str, buckets: int, max_rows: int):
+    def __init__(self, week: str, buckets: int, max_rows: int, partition_ports: tuple[int, ...] | None):
         self.week, self.buckets, self.max_rows = week, buckets, max_rows
+        self.partition_ports = partition_ports
         self.observations = Metrics.counter("portcensus", "observations")
 
     def process(self, element):
@@ -128,7 +129,7 @@ class _MergeFn(beam.DoFn):
                     batches.append(rows)
             if not batches:
                 continue
-            res = merge_bucket(unpack_table(batches), self.week)
+            res = merge_bucket(unpack_table(batches), self.week, self.partition_ports)
             self.observations.inc(res.clean.num_rows)
             # The part name keys the clean files: one per bucket, or per pass
             # when a big bucket was merged in several.
@@ -151,16 +152,18 @@ class Deduplicate(beam.PTransform):
     {name: {"accepted": n, "merged": m}}}}.
 
     Deterministic: the merge is a total order on record content, so any file
-    order or shard split gives the same clean rows."""
+    order or shard split gives the same clean rows. With ``partition_ports``
+    they come in the order WriteClean writes them (pipelines/merge.py)."""
 
-    def __init__(self, week: str, buckets: int, max_rows: int):
+    def __init__(self, week: str, buckets: int, max_rows: int, partition_ports: tuple[int, ...] | None = None):
         super().__init__()
         self.week, self.buckets, self.max_rows = week, buckets, max_rows
+        self.partition_ports = partition_ports
 
     def expand(self, keyed):
         tagged = (keyed
                   | "GroupByBucket" >> beam.GroupByKey()
-                  | "Merge" >> beam.ParDo(_MergeFn(self.week, self.buckets, self.max_rows)))
+                  | "Merge" >> beam.ParDo(_MergeFn(self.week, self.buckets, self.max_rows, self.partition_ports)))
         return split_by_kind(tagged, (CLEAN, COUNTS), "Split")
 
 
