@@ -34,6 +34,14 @@ import lzma
 import zlib
 from typing import Callable, Iterable, Iterator
 
+# gzip members are inflated by zlib-ng: the same format and the same API as
+# the stdlib's zlib (max_length, unconsumed_tail, copy()), about twice as fast
+# on scanner output (a 7.6 MB masscan -oD gzip: 0.086 -> 0.042 s). The
+# salvage paths (scanners/salvage.py) keep the stdlib's: they are rare.
+from zlib_ng import zlib_ng
+
+_INFLATE_ERRORS = (zlib.error, zlib_ng.error)
+
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
 from scanners import bzip2_blocks, salvage
@@ -162,7 +170,7 @@ def _gzip(buf: RawBuffer, at: int, how) -> Iterator[bytes]:
     while True:
         if not buf.has_content(at):
             return None
-        fault = yield from _inflate(buf, zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), at, None)
+        fault = yield from _inflate(buf, zlib_ng.decompressobj(wbits=16 + zlib_ng.MAX_WBITS), at, None)
         if fault is not None:
             return fault
         at = buf.deflate_end
@@ -188,7 +196,7 @@ def _inflate(buf: RawBuffer, d, at: int, bit: int | None) -> Iterator[bytes]:
                 if d.eof:
                     break
                 rest = d.unconsumed_tail
-        except zlib.error as exc:
+        except _INFLATE_ERRORS as exc:
             # replay this feed a byte at a time from the saved state: keep what zcat keeps
             bad = yield from _replay(snap, data, pos, emitted)
             return Fault(bad, _short(exc))
@@ -213,7 +221,7 @@ def _replay(d, data: bytes, pos: int, skip: int) -> Iterator[bytes]:
                         yield out[skip:]
                         skip = 0
                 piece = d.unconsumed_tail
-        except zlib.error:
+        except _INFLATE_ERRORS:
             return pos + i
     return pos + len(data)
 
