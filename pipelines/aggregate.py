@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+from json.encoder import encode_basestring_ascii
 from typing import Iterable
 
 import numpy as np
@@ -376,6 +377,21 @@ def to_csv_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
+# to_json_bytes writes these two kinds only (AGG_SCHEMA's columns are all non-null).
+assert all(pa.types.is_string(f.type) or pa.types.is_integer(f.type) for f in AGG_SCHEMA)
+
+
 def to_json_bytes(table: pa.Table) -> bytes:
-    rows = table.cast(AGG_SCHEMA).to_pylist()
-    return (json.dumps(rows, sort_keys=True, indent=1, ensure_ascii=True) + "\n").encode()
+    """``json.dumps(rows, sort_keys=True, indent=1, ensure_ascii=True)``, byte
+    for byte, built column by column: with ``indent`` the stdlib encodes in
+    pure Python (the 2M week's 11.8k rows: 55 ms, in the run's serial tail),
+    while its C string escaper per value and one join take 10 ms."""
+    t = table.cast(AGG_SCHEMA)     # refuses nulls: every column is non-null
+    if t.num_rows == 0:
+        return b"[]\n"
+    cols = []
+    for name in sorted(t.column_names):
+        key = "  " + encode_basestring_ascii(name) + ": "
+        text = encode_basestring_ascii if pa.types.is_string(t.schema.field(name).type) else str
+        cols.append([key + text(v) for v in t.column(name).to_pylist()])
+    return ("[\n {\n" + "\n },\n {\n".join(map(",\n".join, zip(*cols))) + "\n }\n]\n").encode()

@@ -261,3 +261,22 @@ def test_manifest_identification_shares():
     assert got["80/tcp"]["unidentified_share"] == 0.25
     assert got["22/tcp"] == {"open": 0, "identified": 0, "unidentified": 0, "no_banner": 0,
                              "unidentified_share": None}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=12), st.integers(0, 65535), st.integers(0, 2**40)), max_size=8))
+def test_json_bytes_are_the_stdlib_encoders_byte_for_byte(rows):
+    # the column-wise writer against json.dumps(indent=1) itself: any text
+    # (quotes, backslashes, control, non-ASCII and astral characters) and
+    # the empty table
+    import json as _json
+    import pyarrow as _pa
+    from pipelines.aggregate import to_json_bytes
+    from pipelines.schema import AGG_SCHEMA
+    values = [v for v, _, _ in rows]
+    t = _pa.table({"week": ["2013-W37"] * len(rows), "port": _pa.array([p for _, p, _ in rows], _pa.uint16()),
+                   "transport": ["tcp"] * len(rows), "dimension": ["banner"] * len(rows),
+                   "value": _pa.array(values, _pa.string()), "hosts_raw": [h for *_, h in rows],
+                   "hosts_adjusted": [h // 2 for *_, h in rows]}, schema=AGG_SCHEMA)
+    want = (_json.dumps(t.to_pylist(), sort_keys=True, indent=1, ensure_ascii=True) + "\n").encode()
+    assert to_json_bytes(t) == want
