@@ -108,7 +108,7 @@ def merge_bucket(work: pa.Table, week: str, partition_ports: tuple[int, ...] | N
     }, schema=OBSERVATION_SCHEMA).append_column("ip16", rep.column("ip16"))
 
     accepted = _counts(rep.column("source_file"))
-    everything = _counts(work.column("source_file").take(order))
+    everything = _counts(work.column("source_file"))      # a count needs no order
     merged = {f: c - accepted.get(f, 0) for f, c in everything.items() if c - accepted.get(f, 0)}
     return MergeResult(clean, accepted, merged)
 

@@ -316,8 +316,8 @@ def pack(work: pa.RecordBatch, keep: tuple[str, ...] = ()) -> pa.RecordBatch:
 def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
     """Packed batches (``pack``) as one WORK_SCHEMA table; ``ip`` and
     ``bucket_key`` come back as nulls unless kept (the merge derives the text
-    of the rows it keeps from ip16). Chunks are in no promised order: the
-    merge is a total order on content. Batches with the same columns are
+    of the rows it keeps from ip16). One chunk, its rows in no promised
+    order: the merge is a total order on content. Batches with the same columns are
     decoded together, a column per call rather than a column per batch: a
     bucket of a big week has one part per spilled batch (hundreds)."""
     groups: dict[tuple, list[pa.RecordBatch]] = {}
@@ -329,9 +329,14 @@ def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
         cols = []
         for f in WORK_SCHEMA:
             if f.name in t.column_names:
-                col = t.column(f.name)
+                # One chunk (the merge sorts and gathers on one), and a
+                # dictionary column's text written once: the parts'
+                # dictionaries are unified, then decoded together.
+                col = t.column(f.name).combine_chunks()
                 cols.append(col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
             else:
                 cols.append(pa.nulls(t.num_rows, f.type))
         tables.append(pa.Table.from_arrays(cols, schema=WORK_SCHEMA))
-    return pa.concat_tables(tables) if tables else WORK_SCHEMA.empty_table()
+    if len(tables) > 1:
+        return pa.concat_tables(tables).combine_chunks()
+    return tables[0] if tables else WORK_SCHEMA.empty_table()
