@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import RawFile, discover
-from pipelines.runmode import use_system_allocator, with_default_running_mode
+from pipelines.runmode import busy_workers, use_system_allocator, with_default_running_mode
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.coders import register as register_coder
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, ExcludeOptedOut, Normalize
@@ -37,18 +37,20 @@ def input_bytes(files: list[RawFile]) -> int:
 
 
 def build(p: beam.Pipeline, cfg: RunConfig, staging: str, shuffle_dir: str | None = None,
-          files: list[RawFile] | None = None) -> None:
+          files: list[RawFile] | None = None, parse_threads: bool = True) -> None:
     """Add the week's stages to ``p``; outputs land under ``staging``. With
     ``shuffle_dir`` (``cfg.shuffle == "files"``) the dedup rows go through
     files there (pipelines/spill.py); the caller removes it afterwards.
-    ``files``: the week's discovered raw files (discovered here if not given)."""
+    ``files``: the week's discovered raw files (discovered here if not given).
+    ``parse_threads``: readers may use pyarrow's thread pool (off when the
+    runner's own workers keep the cores busy, pipelines/runmode.py)."""
     register_coder()   # Beam's fallback coder for the untyped PCollections (see coders.py)
     files = discover(cfg.raw, cfg.week) if files is None else files
     cfg = cfg.sized_for(input_bytes(files))
     read = (p
             | "DiscoverFiles" >> beam.Create(files, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at, cfg.max_inflation))
+            | "ReadScanFiles" >> ReadScanFiles(cfg.batch_rows, cfg.pause_at, cfg.max_inflation, parse_threads))
     spill = shuffle_dir if cfg.shuffle == "files" else None
     norm = read[RECORDS] | "Normalize" >> Normalize(cfg.buckets, cfg.normalize_limits(), cfg.exclude, spill)
     dedup = norm[WORK] | "Deduplicate" >> Deduplicate(cfg.week, cfg.buckets, cfg.merge_rows, cfg.partition_ports)
@@ -99,4 +101,4 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
     # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)
     disable_timed_flush(options.view_as(DirectOptions).direct_running_mode)
     with beam.Pipeline(options=options) as p:
-        build(p, cfg, staging, shuffle_dir, files)
+        build(p, cfg, staging, shuffle_dir, files, parse_threads=busy_workers(beam_args) == 1)

@@ -81,6 +81,25 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
     return [*beam_args, *extra], f"in-process, {workers} worker threads (multi_threading)"
 
 
+def busy_workers(beam_args: list[str], cores: int | None = None) -> int:
+    """How many bundles the in-process runner works on at once in ``beam_args``
+    (with_default_running_mode's output): its worker threads or processes,
+    else 1. Readers use pyarrow's own threads only when this is 1
+    (scanners.base.ReadContext.parse_threads): with both cores already busy
+    those threads cost CPU and win nothing (docs/BENCHMARKS.md). Another
+    runner counts as 1: its workers' load is not known here."""
+    runner = _named(beam_args, "--runner") or "FnApiRunner"
+    if runner.rsplit(".", 1)[-1].lower() not in ("fnapirunner", "fnapi"):
+        return 1
+    if (_named(beam_args, "--direct_running_mode") or "in_memory") == "in_memory":
+        return 1
+    try:
+        given = int(_named(beam_args, "--direct_num_workers") or 1)
+    except ValueError:
+        return 1
+    return given or (usable_cores() if cores is None else cores)
+
+
 # Arrow's allocator for a run. pyarrow's default, mimalloc, hands freed pages
 # back to the system soon and faults them in again on the next batch: the 2M
 # bench week spent 2.2-2.7 s in the kernel with it and 1.1-1.5 s with the

@@ -52,6 +52,10 @@ class ReadContext:
 
     source: str
     batch_rows: int = DEFAULT_BATCH_ROWS
+    # The parser may spread one block over pyarrow's thread pool: worth it
+    # when the runner leaves cores idle, extra CPU when its own worker
+    # threads already keep every core busy (pipelines/runmode.py).
+    parse_threads: bool = True
     records_read: int = 0
     quarantined: int = 0
     facts: dict = dataclasses.field(default_factory=dict)   # format, tool, tool_version, footer, ...

@@ -28,16 +28,17 @@ class _ReadFileFn(beam.DoFn):
     at one batch per file, and a file report when the file is done."""
 
     def __init__(self, batch_rows: int, pause_at: str | None = None,
-                 max_inflation: float = DEFAULT_MAX_INFLATION):
+                 max_inflation: float = DEFAULT_MAX_INFLATION, parse_threads: bool = True):
         self.batch_rows = batch_rows
         self.pause_at = pause_at
         self.max_inflation = max_inflation
+        self.parse_threads = parse_threads
         self.files_read = Metrics.counter("portcensus", "files_read")
         self.files_damaged = Metrics.counter("portcensus", "files_damaged")
         self.records_read = Metrics.counter("portcensus", "records_read")
 
     def process(self, f: RawFile):
-        ctx = ReadContext(source=f.name, batch_rows=self.batch_rows)
+        ctx = ReadContext(source=f.name, batch_rows=self.batch_rows, parse_threads=self.parse_threads)
         if f.problem is not None:      # discovery saw no regular file here: never opened
             ctx.damage(DamageKind(f.problem), None, f.problem_detail)
             self.files_read.inc()
@@ -184,16 +185,20 @@ class ReadScanFiles(beam.PTransform):
     * ``quarantine``: QUARANTINE_SCHEMA ``pa.RecordBatch``
     * ``reports``: one dict per file (bytes, sha256, format, read count, damage,
       byte accounting, salvage points)
+
+    ``parse_threads``: whether a reader may use pyarrow's thread pool
+    (``ReadContext.parse_threads``).
     """
 
     def __init__(self, batch_rows: int, pause_at: str | None = None,
-                 max_inflation: float = DEFAULT_MAX_INFLATION):
+                 max_inflation: float = DEFAULT_MAX_INFLATION, parse_threads: bool = True):
         super().__init__()
         self.batch_rows = batch_rows
         self.pause_at = pause_at
         self.max_inflation = max_inflation
+        self.parse_threads = parse_threads
 
     def expand(self, files):
         tagged = files | "Read" >> beam.ParDo(_ReadFileFn(self.batch_rows, self.pause_at,
-                                                           self.max_inflation))
+                                                           self.max_inflation, self.parse_threads))
         return split_by_kind(tagged, (RECORDS, QUARANTINE, REPORTS), "Split")

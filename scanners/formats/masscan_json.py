@@ -35,10 +35,14 @@ from scanners.registry import Format
 
 # pyarrow refuses a line that straddles two of its own blocks, so every line we
 # pass (at most MAX_RECORD_BYTES) must fit in one. Threads: parsing is most of
-# a reader's time and the in-process runner reads on one core; a block of
+# a reader's time and the one-thread runner reads on one core; a block of
 # BLOCK_BYTES (4 MB and more) is two or more of pyarrow's 2 MB blocks, which it
 # parses in parallel (measured: ~1.7x on a 2-core machine with a free core).
+# That costs CPU (a 4 MB block: 16 ms wall / 28 ms CPU threaded, 22 / 22
+# not), so when the runner's own threads fill the cores (ctx.parse_threads
+# off) each block is parsed on its caller's thread.
 _PA_READ = pj.ReadOptions(block_size=2 * MAX_RECORD_BYTES + 4096, use_threads=True)
+_PA_READ_SERIAL = pj.ReadOptions(block_size=_PA_READ.block_size, use_threads=False)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 
@@ -185,13 +189,13 @@ def _read_block(blk: Block, ctx: ReadContext, oj: bool, state: dict) -> pa.Recor
         return None
     if partial:
         return _slow(base, block, idx, starts, ends, ctx, oj, partial=True)
-    flat = _fast(arr, block, idx, starts, ends, rec, oj)
+    flat = _fast(arr, block, idx, starts, ends, rec, oj, ctx.parse_threads)
     if flat is None:
         return _slow(base, block, idx, starts, ends, ctx, oj, partial=False)
     return _finish(flat, idx, base, block, starts, ends, ctx)
 
 
-def _fast(arr, block, idx, starts, ends, rec, oj: bool) -> pa.Table | None:
+def _fast(arr, block, idx, starts, ends, rec, oj: bool, threads: bool = True) -> pa.Table | None:
     """Flat table of the record lines ``idx`` parsed by pyarrow, or None if
     pyarrow rejects the block (then the slow path decides line by line)."""
     stripped = ends.copy()
@@ -207,7 +211,8 @@ def _fast(arr, block, idx, starts, ends, rec, oj: bool) -> pa.Table | None:
     opts = pj.ParseOptions(explicit_schema=_OJ_SCHEMA if oj else _NDJSON_SCHEMA,
                            unexpected_field_behavior="ignore")
     try:
-        t = pj.read_json(pa.BufferReader(data), read_options=_PA_READ, parse_options=opts)
+        t = pj.read_json(pa.BufferReader(data), read_options=_PA_READ if threads else _PA_READ_SERIAL,
+                         parse_options=opts)
         # pyarrow does not check UTF-8 inside strings; a file with invalid
         # bytes is damaged and must go the careful way. Its parser refuses bad
         # \u escapes (lone surrogates) itself, so only raw bytes >= 0x80 can

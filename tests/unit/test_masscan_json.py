@@ -40,10 +40,10 @@ def fmt_of(data: bytes):
     return found[0]
 
 
-def read(data: bytes, fmt=None, batch_rows: int = 100_000, chunk: int | None = None):
+def read(data: bytes, fmt=None, batch_rows: int = 100_000, chunk: int | None = None, parse_threads: bool = True):
     """(rows as dicts, ctx), checking the reader contract on the way."""
     fmt = fmt or fmt_of(data)
-    ctx = ReadContext(source="f", batch_rows=batch_rows)
+    ctx = ReadContext(source="f", batch_rows=batch_rows, parse_threads=parse_threads)
     chunks = [data] if chunk is None else [data[i:i + chunk] for i in range(0, len(data), chunk)]
     batches = list(fmt.read(iter(chunks), ctx))
     for b in batches:
@@ -165,6 +165,19 @@ def test_slow_path_gives_the_same_rows(name, monkeypatch):
     monkeypatch.setattr(mj, "_fast", lambda *a, **k: None)
     slow, ctx = read(data)
     assert slow == fast and ctx.quarantined == 0
+
+
+@pytest.mark.parametrize("name", ["masscan.json", "masscan.ndjson", "masscan_show_closed.json"])
+def test_parsing_without_pyarrows_threads_gives_the_same_rows(name, monkeypatch):
+    # a big week's default run parses on the worker's own thread (pipelines/runmode.py)
+    data = (REAL / name).read_bytes()
+    seen = []
+    real = mj.pj.read_json
+    monkeypatch.setattr(mj.pj, "read_json", lambda *a, **k: seen.append(k["read_options"].use_threads) or real(*a, **k))
+    threaded, _ = read(data)
+    serial, ctx = read(data, parse_threads=False)
+    assert serial == threaded and len(serial) and ctx.quarantined == 0
+    assert True in seen and False in seen      # both ways were taken
 
 
 def test_chunking_blocks_and_batches_do_not_change_rows(monkeypatch):

@@ -4,7 +4,7 @@ What the operator gives always wins."""
 import pytest
 
 from pipelines import config as c
-from pipelines.runmode import THREADS_MIN_BYTES, with_default_running_mode
+from pipelines.runmode import THREADS_MIN_BYTES, busy_workers, with_default_running_mode
 
 MIB = 1 << 20
 
@@ -63,6 +63,26 @@ def test_a_worker_count_given_without_a_mode_is_kept():
 def test_every_spelling_of_the_in_process_runner_gets_threads(runner):
     got, _ = with_default_running_mode([f"--runner={runner}"], BIG, cores=2)
     assert "--direct_running_mode=multi_threading" in got
+
+
+@pytest.mark.parametrize("args, cores, want", [
+    ([], 2, 1), (["--direct_running_mode=in_memory"], 2, 1),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=2"], 2, 2),
+    (["--direct_running_mode", "multi_processing", "--direct_num_workers", "3"], 2, 3),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=0"], 4, 4),   # Beam's 0: one per core
+    (["--direct_running_mode=multi_threading"], 2, 1),                             # Beam's default count
+    (["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", "--direct_num_workers=2"], 2, 1),
+])
+def test_busy_workers_counts_the_bundles_run_at_once(args, cores, want):
+    assert busy_workers(args, cores=cores) == want
+
+
+def test_a_big_weeks_default_run_parses_without_pyarrows_threads():
+    # the runner's two threads fill both cores: readers then parse serially
+    args, _ = with_default_running_mode([], BIG, cores=2)
+    assert busy_workers(args, cores=2) == 2
+    args, _ = with_default_running_mode([], SMALL, cores=2)
+    assert busy_workers(args, cores=2) == 1
 
 
 def test_a_bare_double_dash_never_reaches_beam():
