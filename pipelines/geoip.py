@@ -25,6 +25,7 @@ import hashlib
 import lzma
 import os
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -228,6 +229,19 @@ class _Rows:
         return out
 
 
+_LOADED: dict = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def _stat(path) -> tuple | None:
+    """What tells a database file changed (a later run in the same process may use a new one)."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 class GeoLookup:
     """Country and ASN of whole address columns.
 
@@ -252,6 +266,19 @@ class GeoLookup:
     def setup(self) -> None:
         if self._loaded:
             return
+        # One load per process: each worker thread has its own DoFn and so its
+        # own GeoLookup, and the tables (~23 MB for DB-IP lite) are read-only.
+        key = (self.country_path, self.asn_path, self.cache_dir,
+               *(_stat(p) for p in (self.country_path, self.asn_path)))
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                self._load()
+                _LOADED.clear()   # only the databases of the latest run are kept
+                _LOADED[key] = {k: v for k, v in vars(self).items() if k.startswith("_") and k != "_loaded"}
+            vars(self).update(_LOADED[key])
+        self._loaded = True
+
+    def _load(self) -> None:
         for role, path in (("country", self.country_path), ("asn", self.asn_path)):
             if path is None:
                 continue
@@ -266,7 +293,6 @@ class GeoLookup:
                 self._asn, self._orgs = _Table(t), pa.array(orgs, pa.string())
                 num = np.append(t["asn"], -1)  # the sentinel keeps indexing valid when empty
                 self._asn_num, self._asn_ok = num.astype(np.uint32), num >= 0
-        self._loaded = True
 
     def lookup(self, ip16: pa.FixedSizeBinaryArray, ip_version: pa.Int8Array) -> pa.Table:
         """Answer one batch: ``ip16`` as described above, ``ip_version`` 4/6.

@@ -140,6 +140,30 @@ def test_cache_is_reused_and_lookup_pickles(dbip):
     assert clone.lookup(ip16, ver).equals(dbip["lookup"].lookup(ip16, ver))
 
 
+def test_worker_threads_share_one_load_until_a_database_changes(tmp_path):
+    # each worker thread's DoFn has its own GeoLookup; the tables are loaded once
+    import os
+    import shutil
+    import threading
+    country = tmp_path / "country.mmdb.xz"
+    shutil.copy(DBIP_COUNTRY, country)
+    lookups = [GeoLookup(str(country), str(DBIP_ASN), str(tmp_path / "cache")) for _ in range(4)]
+    workers = [threading.Thread(target=g.setup) for g in lookups]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(g._country is lookups[0]._country and g._orgs is lookups[0]._orgs for g in lookups)
+    ip16, ver = columns(["8.8.8.8"])
+    assert lookups[3].lookup(ip16, ver).to_pydict()["country"] == ["US"]
+    # a database replaced between runs of one process (weekly) is loaded again
+    os.utime(country, ns=(1, 1))
+    again = GeoLookup(str(country), str(DBIP_ASN), str(tmp_path / "cache"))
+    again.setup()
+    assert again._country is not lookups[0]._country
+    assert again.lookup(ip16, ver).equals(lookups[0].lookup(ip16, ver))
+
+
 def test_nulls_and_odd_versions(dbip):
     ip16 = pa.array([b"\0" * 10 + b"\xff\xff" + bytes([8, 8, 8, 8])] * 4 + [None], pa.binary(16))
     ver = pa.array([4, None, 5, 4, 4], pa.int8())
