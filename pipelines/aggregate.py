@@ -302,19 +302,20 @@ def combine(partials: Iterable[pa.Table]) -> pa.Table:
             continue
         pending.append(p.select(AGG_SCHEMA.names).cast(AGG_SCHEMA))
         if len(pending) == COMBINE_CHUNK:
-            total = _sum(pa.concat_tables([total, *pending] if total is not None else pending))
+            # running sums need no order: sorted once, at the end
+            total = _sum(pa.concat_tables([total, *pending] if total is not None else pending), ordered=False)
             pending = []
     if pending:
-        total = _sum(pa.concat_tables([total, *pending] if total is not None else pending))
-    return empty() if total is None else total
+        total = _sum(pa.concat_tables([total, *pending] if total is not None else pending), ordered=False)
+    return empty() if total is None else sort(total)
 
 
-def _sum(t: pa.Table) -> pa.Table:
+def _sum(t: pa.Table, ordered: bool = True) -> pa.Table:
     g = t.group_by(KEYS, use_threads=False).aggregate([("hosts_raw", "sum"), ("hosts_adjusted", "sum")])
     out = pa.table({**{k: g.column(k) for k in KEYS},
                     "hosts_raw": g.column("hosts_raw_sum"),
-                    "hosts_adjusted": g.column("hosts_adjusted_sum")})
-    return sort(out.cast(AGG_SCHEMA))
+                    "hosts_adjusted": g.column("hosts_adjusted_sum")}).cast(AGG_SCHEMA)
+    return sort(out) if ordered else out
 
 
 def suppress(table: pa.Table, k: int = DEFAULT_K) -> pa.Table:
