@@ -234,12 +234,14 @@ _LOADED_LOCK = threading.Lock()
 
 
 def _stat(path) -> tuple | None:
-    """What tells a database file changed (a later run in the same process may use a new one)."""
+    """What tells a database file changed (a later run in the same process may
+    use a new one): the inode and change time too, which a copy that keeps
+    size and mtime (``cp -p``, ``rsync -a``) still changes."""
     try:
         st = os.stat(path)
     except (OSError, TypeError):
         return None
-    return st.st_size, st.st_mtime_ns
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class GeoLookup:
@@ -268,8 +270,9 @@ class GeoLookup:
             return
         # One load per process: each worker thread has its own DoFn and so its
         # own GeoLookup, and the tables (~23 MB for DB-IP lite) are read-only.
-        key = (self.country_path, self.asn_path, self.cache_dir,
-               *(_stat(p) for p in (self.country_path, self.asn_path)))
+        paths = [None if p is None else os.path.abspath(p) for p in (self.country_path, self.asn_path)]
+        key = (*paths, None if self.cache_dir is None else os.path.abspath(self.cache_dir),
+               *(_stat(p) for p in paths))
         with _LOADED_LOCK:
             if key not in _LOADED:
                 self._load()

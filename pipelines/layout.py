@@ -67,13 +67,15 @@ def _leaves(field: pa.Field) -> list[str]:
 # Encodings for nearly unique columns (measured on the 2M bench week's 128
 # files, zstd on top, column by column): times and offsets delta-packed
 # (first_seen 0.055 -> 0.032 s and 7.8 -> 6.8 MB: a week's microseconds need
-# far fewer than 64 bits), the address columns prefix-shared (rows are sorted
-# by address: ip 9.5 -> 7.2 MB in the same time, ip_bytes 0.065 -> 0.054 s,
-# 6.4 -> 5.4 MB). All are Parquet's standard encodings that pyarrow, DuckDB,
-# Spark and pandas read (tests/pipeline/test_parquet_readers.py);
-# BYTE_STREAM_SPLIT, smaller still for ip_bytes, is too new for some readers.
+# far fewer than 64 bits), the address text prefix-shared (rows are sorted by
+# address: ip 9.5 -> 7.2 MB in the same time). Parquet's standard delta
+# encodings, read by pyarrow, pandas and DuckDB (tests/pipeline/
+# test_parquet_readers.py) and Spark from 3.3 (docs/DATA.md). Not for
+# ip_bytes: DELTA_BYTE_ARRAY on a fixed-size binary column (0.065 -> 0.054 s,
+# 6.4 -> 5.4 MB) is refused by several readers (ClickHouse, Velox, older
+# DuckDB), as BYTE_STREAM_SPLIT on it would be by more.
 _ENCODINGS = {"first_seen": "DELTA_BINARY_PACKED", "last_seen": "DELTA_BINARY_PACKED",
-              "source_offset": "DELTA_BINARY_PACKED", "ip": "DELTA_BYTE_ARRAY", "ip_bytes": "DELTA_BYTE_ARRAY"}
+              "source_offset": "DELTA_BINARY_PACKED", "ip": "DELTA_BYTE_ARRAY"}
 CLEAN_PARQUET_OPTS = dict(
     compression="zstd",
     use_dictionary=[leaf for f in CLEAN_SCHEMA if f.name not in _UNIQUE for leaf in _leaves(f)],

@@ -325,14 +325,14 @@ def unpack_table(packed: list[pa.RecordBatch]) -> pa.Table:
         groups.setdefault(tuple(b.schema), []).append(b)   # fields: name, type, nullability
     tables = []
     for batches in groups.values():
-        t = pa.Table.from_batches(batches)
+        # One chunk (the merge sorts and gathers on one; a column past 2 GiB
+        # stays split), and a dictionary column's text written once: the
+        # parts' dictionaries are unified, then decoded together.
+        t = pa.Table.from_batches(batches).combine_chunks()
         cols = []
         for f in WORK_SCHEMA:
             if f.name in t.column_names:
-                # One chunk (the merge sorts and gathers on one), and a
-                # dictionary column's text written once: the parts'
-                # dictionaries are unified, then decoded together.
-                col = t.column(f.name).combine_chunks()
+                col = t.column(f.name)
                 cols.append(col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
             else:
                 cols.append(pa.nulls(t.num_rows, f.type))

@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import RawFile, discover
-from pipelines.runmode import busy_workers, use_system_allocator, with_default_running_mode
+from pipelines.runmode import busy_workers, usable_cores, use_system_allocator, with_default_running_mode
 from pipelines.transforms.aggregate import Aggregate
 from pipelines.transforms.coders import register as register_coder
 from pipelines.transforms.clean import COUNTS, QUARANTINE, WORK, CLEAN, Deduplicate, ExcludeOptedOut, Normalize
@@ -101,4 +101,5 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
     # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)
     disable_timed_flush(options.view_as(DirectOptions).direct_running_mode)
     with beam.Pipeline(options=options) as p:
-        build(p, cfg, staging, shuffle_dir, files, parse_threads=busy_workers(beam_args) == 1)
+        # pyarrow's parse threads only where the runner's own workers leave a core free
+        build(p, cfg, staging, shuffle_dir, files, parse_threads=busy_workers(beam_args) < usable_cores())

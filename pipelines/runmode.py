@@ -84,10 +84,10 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
 def busy_workers(beam_args: list[str], cores: int | None = None) -> int:
     """How many bundles the in-process runner works on at once in ``beam_args``
     (with_default_running_mode's output): its worker threads or processes,
-    else 1. Readers use pyarrow's own threads only when this is 1
-    (scanners.base.ReadContext.parse_threads): with both cores already busy
-    those threads cost CPU and win nothing (docs/BENCHMARKS.md). Another
-    runner counts as 1: its workers' load is not known here."""
+    else 1. Readers use pyarrow's own threads only when this is below the
+    usable cores (scanners.base.ReadContext.parse_threads): with every core
+    already busy those threads cost CPU and win nothing (docs/BENCHMARKS.md).
+    Another runner counts as 1: its workers' load is not known here."""
     runner = _named(beam_args, "--runner") or "FnApiRunner"
     if runner.rsplit(".", 1)[-1].lower() not in ("fnapirunner", "fnapi"):
         return 1
