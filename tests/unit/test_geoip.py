@@ -339,3 +339,17 @@ def test_unreadable_cache_is_rebuilt(tmp_path):
     assert again.keys() == first.keys() and all(np.array_equal(again[k], first[k]) for k in first)
     with np.load(cache) as npz:  # and the cache file was replaced by a good one
         assert np.array_equal(npz["v4_start"], first["v4_start"])
+
+
+def test_a_database_digest_is_remembered_only_while_the_file_is_the_same(tmp_path):
+    from pipelines import geoip
+    f = tmp_path / "x.mmdb"
+    f.write_bytes(b"first")
+    first = geoip._sha256(f)
+    assert geoip._sha256(f) == first and any(k[0] == str(f) for k in geoip._DIGESTS)
+    new = tmp_path / "x.new"
+    new.write_bytes(b"other")        # same size, new content, put in place as updates are
+    new.replace(f)
+    assert geoip._sha256(f) != first
+    import hashlib
+    assert geoip._sha256(f) == hashlib.sha256(b"other").hexdigest()
