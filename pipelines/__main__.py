@@ -1,6 +1,4 @@
 """``python -m pipelines`` is the ``portcensus`` command."""
-import sys
+from pipelines.cli import entry
 
-from pipelines.cli import main
-
-sys.exit(main())
+entry()

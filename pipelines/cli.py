@@ -90,6 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def entry() -> None:
+    """The ``portcensus`` command (console script and ``python -m pipelines``):
+    ``main()``, then an exit without the interpreter's teardown. Once Beam is
+    imported, tearing its modules and objects down takes 0.17 s of every run
+    (a 50k-record week runs 1.8 s), and nothing of ours waits for it: every
+    output is written and closed inside ``main()``, the log is flushed here,
+    and the runner has joined its workers. ``main()`` called from Python
+    (tests, other code) returns as usual."""
+    import os
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe (portcensus ... | head): nothing left to say
+            pass
+    os._exit(code)
+
+
 def _run(args, extra) -> int | None:
     try:
         for mod in _modules():

@@ -167,3 +167,23 @@ def test_repair_and_reprocess_grows_by_the_recovered_records(weeks, tmp_path):
     assert archive[W2] == archive_before[W2]
     # W38's pages compare with W37 (risers/fallers), so some may change; its week page must exist
     assert set(k for k in tree(site) if k.startswith(f"weeks/{W2}/")) == set(w2_pages_before)
+
+
+def test_the_command_ends_with_its_exit_code_its_output_and_its_last_log_line(weeks, tmp_path):
+    # pipelines.cli.entry leaves without the interpreter's teardown: what the
+    # command printed, wrote and logged must all be there, and its exit code
+    out = tmp_path / "out"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # stdout a buffered pipe
+    r = subprocess.run([sys.executable, "-m", "pipelines", "run", "--week", W1, "--raw", str(weeks),
+                        "--out", str(out), "--no-site"], cwd=ROOT, env=buffered, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 3, r.stderr            # published; the demo week damages two files on purpose
+    assert r.stdout.rstrip().endswith("(docs/DATA.md)") and "top SSH identification strings" in r.stdout
+    assert (out / f"week={W1}" / "manifest.json").is_file()
+    last = json.loads((out / "logs" / "portcensus.log").read_text().splitlines()[-1])
+    assert last["message"] == "finished run: exit 3" and last["exit_code"] == 3
+    # a reader that stops early (portcensus ... | head) costs the command nothing
+    p = subprocess.run(f"{sys.executable} -m pipelines run --week {W1} --raw {weeks} --out {out} --no-site --force"
+                       f" | head -c 10; exit ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 3 and len(p.stdout) == 10, p.stderr
