@@ -26,6 +26,7 @@ import lzma
 import os
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -149,17 +150,18 @@ def database_info(path, cache_dir=None) -> dict:
 def _sha256(path: Path) -> str:
     # A run hashes each database and its decompressed copy several times
     # (checks, cache names, the manifest's record): 16 hashes, 0.05 s of a
-    # 50k-record week. Remembered while the file is the same one (_stat: a
-    # replaced file has a new inode; one rewritten in place, a new change time).
-    key = (os.path.abspath(path), _stat(path))
-    if key[1] is not None and key in _DIGESTS:
-        return _DIGESTS[key]
+    # 50k-record week. Remembered while the file is the same one (_settled).
     try:
         with open(path, "rb") as fh:
+            before = _stat_of(os.fstat(fh.fileno()))
+            key = (os.path.abspath(path), before)
+            if key in _DIGESTS:
+                return _DIGESTS[key]
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            after = _stat_of(os.fstat(fh.fileno()))
     except OSError as exc:
         raise GeoIPError(f"cannot read GeoIP database {path}: {exc.strerror}") from exc
-    if key[1] is not None:
+    if before == after and _settled(before):
         _DIGESTS[key] = digest
     return digest
 
@@ -247,14 +249,27 @@ _LOADED_LOCK = threading.Lock()
 
 
 def _stat(path) -> tuple | None:
-    """What tells a database file changed (a later run in the same process may
-    use a new one): the inode and change time too, which a copy that keeps
-    size and mtime (``cp -p``, ``rsync -a``) still changes."""
     try:
-        st = os.stat(path)
+        return _stat_of(os.stat(path))
     except (OSError, TypeError):
         return None
+
+
+def _stat_of(st: os.stat_result) -> tuple:
+    """What tells a database file changed (a later run in the same process may
+    use a new one): a replaced file has a new inode, one rewritten in place a
+    new change time, even when a copy keeps size and mtime (``cp -p``)."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+# Only a file unchanged for this long is remembered by its stat: kernels and
+# file systems with coarse timestamps give two writes within one tick the
+# same times (git's "racily clean" rule). Real databases are days old.
+_SETTLED_NS = 2_000_000_000
+
+
+def _settled(stat: tuple | None) -> bool:
+    return stat is not None and time.time_ns() - stat[-1] > _SETTLED_NS
 
 
 class GeoLookup:
@@ -284,8 +299,12 @@ class GeoLookup:
         # One load per process: each worker thread has its own DoFn and so its
         # own GeoLookup, and the tables (~23 MB for DB-IP lite) are read-only.
         paths = [None if p is None else os.path.abspath(p) for p in (self.country_path, self.asn_path)]
-        key = (*paths, None if self.cache_dir is None else os.path.abspath(self.cache_dir),
-               *(_stat(p) for p in paths))
+        stats = [_stat(p) for p in paths]
+        if not all(_settled(st) for p, st in zip(paths, stats) if p is not None):
+            self._load()      # a database changed just now (or missing: _load says so) is not shared
+            self._loaded = True
+            return
+        key = (*paths, None if self.cache_dir is None else os.path.abspath(self.cache_dir), *stats)
         with _LOADED_LOCK:
             if key not in _LOADED:
                 self._load()

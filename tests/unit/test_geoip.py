@@ -140,11 +140,13 @@ def test_cache_is_reused_and_lookup_pickles(dbip):
     assert clone.lookup(ip16, ver).equals(dbip["lookup"].lookup(ip16, ver))
 
 
-def test_worker_threads_share_one_load_until_a_database_changes(tmp_path):
+def test_worker_threads_share_one_load_until_a_database_changes(tmp_path, monkeypatch):
     # each worker thread's DoFn has its own GeoLookup; the tables are loaded once
     import os
     import shutil
     import threading
+    from pipelines import geoip
+    monkeypatch.setattr(geoip, "_SETTLED_NS", 0)    # the copy below is not 2 s old
     country = tmp_path / "country.mmdb.xz"
     shutil.copy(DBIP_COUNTRY, country)
     lookups = [GeoLookup(str(country), str(DBIP_ASN), str(tmp_path / "cache")) for _ in range(4)]
@@ -341,8 +343,18 @@ def test_unreadable_cache_is_rebuilt(tmp_path):
         assert np.array_equal(npz["v4_start"], first["v4_start"])
 
 
-def test_a_database_digest_is_remembered_only_while_the_file_is_the_same(tmp_path):
+def test_a_database_digest_is_remembered_only_while_the_file_is_the_same(tmp_path, monkeypatch):
+    import hashlib
     from pipelines import geoip
+    # a file written just now is never remembered: rewritten in place within one
+    # timestamp tick, with the same size, it could keep every stat field
+    fresh = tmp_path / "fresh.mmdb"
+    fresh.write_bytes(b"first")
+    assert geoip._sha256(fresh) == hashlib.sha256(b"first").hexdigest()
+    assert not any(k[0] == str(fresh) for k in geoip._DIGESTS)
+    fresh.write_bytes(b"other")
+    assert geoip._sha256(fresh) == hashlib.sha256(b"other").hexdigest()
+    monkeypatch.setattr(geoip, "_SETTLED_NS", 0)    # from here: files count as settled
     f = tmp_path / "x.mmdb"
     f.write_bytes(b"first")
     first = geoip._sha256(f)
@@ -351,5 +363,4 @@ def test_a_database_digest_is_remembered_only_while_the_file_is_the_same(tmp_pat
     new.write_bytes(b"other")        # same size, new content, put in place as updates are
     new.replace(f)
     assert geoip._sha256(f) != first
-    import hashlib
     assert geoip._sha256(f) == hashlib.sha256(b"other").hexdigest()
