@@ -136,6 +136,12 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> I
             rest = buf.drain_from(tail_at)
             if rest > TAIL_FRAMING:
                 return Fault(tail_at, "undecodable data after the last bzip2 block")
+            # Done to the end of the file. A caller that goes on from here
+            # (compression._stdlib_members, after rescuing a stream whose
+            # own CRC failed) must find nothing left: without this it began
+            # again at the previous stream's start, and decoded the file
+            # over and over (unbounded output, every record many times).
+            buf.deflate_end = buf.size_seen
             return None
         if nxt[0] // 8 - tail_at > 8:        # more than a stream header between them
             return Fault(tail_at, "undecodable data between bzip2 streams")

@@ -22,6 +22,7 @@ import pytest
 
 from pipelines.discover import RawFile
 from pipelines.manifest import bytes_identity
+from pipelines.schema import DamageKind
 from pipelines.transforms.read import file_report
 from scanners.base import ReadContext
 from scanners.registry import read_file_chunks
@@ -345,6 +346,26 @@ def test_any_damage_never_raises_and_accounts_every_byte(kind, where, n, fill, s
     # before its CRC) reach the reader as zcat would print them: a changed digit is a record,
     # so only the byte identity is asserted for them.
     assert_bytes_hold(rep)
+
+
+@pytest.mark.parametrize("tail", [b"\xff", b"\x00", b""])
+def test_a_bzip2_stream_whose_own_crc_fails_is_read_once(tail):
+    # Every block checks, only the stream's combined CRC (its last bytes) is
+    # wrong: the blocks are rescued one by one, and the file ends there. It
+    # was decoded again from the start, over and over (found by the property
+    # test below: unbounded output, every record many times).
+    raw = _STREAMS["bzip2"]
+    bad = raw[:-1] + tail
+    ctx = ReadContext(source="t")
+    kept = []
+    # bounded, so that the old loop fails here instead of running forever
+    for batch in read_file_chunks([bad[i:i + 8192] for i in range(0, len(bad), 8192)], ctx,
+                                  max_bytes=4 * len(_SMALL)):
+        kept += [index(k) for k in batch.column("ip").to_pylist()]
+    assert kept == list(range(len(_SMALL_SPANS)))
+    # a changed CRC costs no data; a missing last byte is a truncated stream
+    assert [d.kind for d in ctx.damages] == ([] if tail else [DamageKind.COMPRESSION_TRUNCATED])
+    assert_bytes_hold(file_report(RawFile(path="t", name="t", size=len(bad)), ctx, len(bad), hashlib.sha256()))
 
 
 def test_a_file_of_faults_is_searched_a_bounded_number_of_times():
