@@ -57,6 +57,13 @@ def _named(args: list[str], flag: str) -> str | None:
     return value
 
 
+def _in_process_runner(args: list[str]) -> bool:
+    """The runner of ``args`` is the in-process FnApiRunner (named or not);
+    Beam's own lookup of a runner name ignores case and the "Runner" suffix."""
+    runner = _named(args, "--runner") or "FnApiRunner"
+    return runner.rsplit(".", 1)[-1].lower() in ("fnapirunner", "fnapi")
+
+
 def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: str = "files",
                               cores: int | None = None) -> tuple[list[str], str]:
     """``beam_args`` plus multi_threading when the week is big, the runner is
@@ -64,10 +71,9 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
     file shuffle (the only one multi_threading is allowed with, see
     pipelines/cli_ops.py) and there is more than one core. Returns the args
     and a short description of the mode for the log."""
-    runner = _named(beam_args, "--runner") or "FnApiRunner"
     mode = _named(beam_args, "--direct_running_mode")
-    # Beam's own lookup of a runner name ignores case and the "Runner" suffix.
-    if mode is not None or runner.rsplit(".", 1)[-1].lower() not in ("fnapirunner", "fnapi"):
+    if mode is not None or not _in_process_runner(beam_args):
+        runner = _named(beam_args, "--runner") or "FnApiRunner"
         return beam_args, f"{runner}, running mode {mode or 'default'} (as given)"
     given = _named(beam_args, "--direct_num_workers")
     cores = usable_cores() if cores is None else cores
@@ -88,8 +94,7 @@ def busy_workers(beam_args: list[str], cores: int | None = None) -> int:
     usable cores (scanners.base.ReadContext.parse_threads): with every core
     already busy those threads cost CPU and win nothing (docs/BENCHMARKS.md).
     Another runner counts as 1: its workers' load is not known here."""
-    runner = _named(beam_args, "--runner") or "FnApiRunner"
-    if runner.rsplit(".", 1)[-1].lower() not in ("fnapirunner", "fnapi"):
+    if not _in_process_runner(beam_args):
         return 1
     if (_named(beam_args, "--direct_running_mode") or "in_memory") == "in_memory":
         return 1
