@@ -40,12 +40,12 @@ from typing import Callable, Iterable, Iterator
 # salvage paths (scanners/salvage.py) keep the stdlib's: they are rare.
 from zlib_ng import zlib_ng
 
-_INFLATE_ERRORS = (zlib.error, zlib_ng.error)
-
 from pipelines.schema import DamageKind
 from scanners.base import ReadContext
 from scanners import bzip2_blocks, salvage
 from scanners.rawbuf import Fault, Gap, RawBuffer
+
+_INFLATE_ERRORS = (zlib.error, zlib_ng.error)   # a salvaged tail is inflated by the stdlib's
 
 READ_CHUNK = 1 << 20
 OUT_SLICE = 1 << 20          # most bytes one decompressor call may return
