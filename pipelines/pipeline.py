@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions
 
+from pipelines.beam_costs import Options, remember_dofn_specs
 from pipelines.beam_guard import disable_timed_flush
 from pipelines.config import RunConfig
 from pipelines.discover import RawFile, discover
@@ -97,7 +98,8 @@ def run_pipeline(cfg: RunConfig, staging: str, beam_args: list[str],
         # inferred type (pipelines/transforms/coders.py), so the inference buys
         # nothing here. Always off: Beam has no flag that turns it back on.
         beam_args = [*beam_args, "--no_pipeline_type_check"]
-    options = PipelineOptions(beam_args)
+    options = Options(beam_args)      # Beam's per-run fixed costs, pipelines/beam_costs.py
+    remember_dofn_specs()
     # multi_threading lost rows to Beam's timed flush (pipelines/beam_guard.py)
     disable_timed_flush(options.view_as(DirectOptions).direct_running_mode)
     with beam.Pipeline(options=options) as p:
