@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.layout import VIEW_DIR, clean_dataset, week_path  # noqa: F401 (clean_dataset: readers import it from here)
@@ -45,7 +47,7 @@ def format_summary(manifest: dict, out: str) -> str:
         if rest:
             lines.append(f"  {len(rest):,} more ports: {sum(d['open'] for d in rest):,} open, "
                          f"{sum(d['other'] for d in rest):,} other")
-        ssh = pc.map_lookup(table.column("banners"), "ssh", "first")
+        ssh = first_values(table.column("banners"), "ssh")
         ssh = ssh.filter(pc.is_valid(ssh))
         if len(ssh):
             lines.append("  top SSH identification strings:")
@@ -55,3 +57,23 @@ def format_summary(manifest: dict, out: str) -> str:
     lines.append(f"  outputs: {week_path(out, week)}/ (clean/, quarantine/, manifest.json);"
                  f" every week's clean data: {os.path.join(out, VIEW_DIR)}/ (docs/DATA.md)")
     return "\n".join(lines)
+
+
+def first_values(maps: pa.ChunkedArray, key: str) -> pa.Array:
+    """The value of ``key`` in every map that has the key (the first, as
+    ``pc.map_lookup(..., "first")`` gives), maps without it left out.
+    Counting needs no row alignment, so the entries are matched on the
+    flattened keys: map_lookup walks every row (0.22 s of the 2M week's
+    summary, this 0.08 s)."""
+    found = []
+    for chunk in maps.chunks:
+        offsets = chunk.offsets.to_numpy()
+        start, end = int(offsets[0]), int(offsets[-1])
+        keys, items = chunk.keys.slice(start, end - start), chunk.items.slice(start, end - start)
+        hit = np.flatnonzero(pc.fill_null(pc.equal(keys, key), False).to_numpy(zero_copy_only=False))
+        if not len(hit):
+            continue
+        row = np.searchsorted(offsets, hit + start, side="right") - 1   # the map of each hit
+        first = np.flatnonzero(np.diff(row, prepend=-1) != 0)           # a map's first hit only
+        found.append(items.take(pa.array(hit[first])))
+    return pa.concat_arrays(found) if found else pa.array([], maps.type.item_type)
