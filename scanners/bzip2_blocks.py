@@ -105,11 +105,24 @@ def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Ite
     first = _find_bits(buf, (at + 4) * 8, (BZ_BLOCK,))
     if first is None:
         return Fault(at, "no bzip2 block in the stream")
-    return (yield from bzip2_blocks(buf, first[0], out_slice, skip))
+    return (yield from bzip2_blocks(buf, first[0], out_slice, skip, whole_stream=True))
 
 
-def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> Iterator[bytes]:
-    """Blocks one by one from bit ``start`` to the end of the file; a Fault at the first that fails."""
+def _combine(crc: int, block_crc: int) -> int:
+    """bzip2's stream CRC: rotated left one bit, then each block's CRC xored in."""
+    return (((crc << 1) | (crc >> 31)) & 0xFFFFFFFF) ^ block_crc
+
+
+def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0,
+                 whole_stream: bool = False) -> Iterator[bytes]:
+    """Blocks one by one from bit ``start`` to the end of the file; a Fault at the first that fails.
+
+    ``whole_stream``: ``start`` is the first block of its stream, so its end
+    can check the stream's CRC (after a resync mid-stream it cannot; the
+    streams after that one are whole). A mismatch while every block checked
+    costs no data but is damage all the same (``buf.integrity``): a block may
+    be missing, repeated or out of order, or the CRC itself is damaged."""
+    combined = 0
     while True:
         end = _bzip2_block_end(buf, start)
         if end is None:
@@ -117,6 +130,7 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> I
         if end[0] - start > BZ_MAX_BLOCK_BITS:
             return Fault(start // 8, "no bzip2 block ends where a block can")
         buf.last_fed = start // 8
+        block_crc = _bits(buf, start + 48, start + 80)   # after the block's magic
         d = bz2.BZ2Decompressor()
         stream = _one_block_stream(buf, start, end[0])
         try:
@@ -125,11 +139,19 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0) -> I
             return Fault(start // 8, str(exc)[:120])
         if not d.eof:
             return Fault(start // 8, "bzip2 block does not end")
-        buf.read_from(end[0] // 8, 1)       # let the buffer forget what is done
+        combined = _combine(combined, block_crc)
         if end[1] == BZ_BLOCK:
+            buf.read_from(end[0] // 8, 1)   # let the buffer forget what is done
             start = end[0]
             continue
         # end of a stream: its CRC, maybe another stream ("BZh9" + blocks)
+        whole = buf.fill_to((end[0] + 80 + 7) // 8) * 8 >= end[0] + 80   # else: truncated, said elsewhere
+        stored = _bits(buf, end[0] + 48, end[0] + 80) if whole else combined
+        if whole_stream and stored != combined:
+            buf.integrity.append((end[0] // 8, f"bzip2 stream CRC {stored:08x} is not its blocks' "
+                                               f"{combined:08x} (every block checked and was kept)"))
+        buf.read_from(end[0] // 8, 1)
+        whole_stream, combined = True, 0
         nxt = _find_bits(buf, end[0] + 80, (BZ_BLOCK,))
         tail_at = (end[0] + 80 + 7) // 8
         if nxt is None:

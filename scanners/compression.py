@@ -132,6 +132,9 @@ def _segments(kind: str, buf: RawBuffer, ctx: ReadContext) -> Iterator[bytes | G
     at, how, prev = 0, None, (-1, 0)
     while True:
         fault = yield from decode(buf, at, how)
+        for offset, detail in buf.integrity:     # nothing lost: a damage of no length
+            ctx.damage(DamageKind.COMPRESSION_CORRUPT, offset, detail, length=0, compressed=True)
+        buf.integrity.clear()
         if fault is None:
             return
         if fault.truncated:

@@ -70,6 +70,9 @@ class RawBuffer:
         self.deflate_end = 0      # end of the last member/stream/block decoded
         self.stream_start = 0     # where the stream being decoded began (xz blocks align to it)
         self.deflate_scans = 0    # deflate block searches done for this file (scanners.salvage)
+        # (offset, detail) of checks that failed without costing a byte (a
+        # bzip2 stream CRC that is not its blocks'): damage all the same
+        self.integrity: list[tuple[int, str]] = []
 
     @property
     def size_seen(self) -> int:

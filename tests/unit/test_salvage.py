@@ -363,9 +363,44 @@ def test_a_bzip2_stream_whose_own_crc_fails_is_read_once(tail):
                                   max_bytes=4 * len(_SMALL)):
         kept += [index(k) for k in batch.column("ip").to_pylist()]
     assert kept == list(range(len(_SMALL_SPANS)))
-    # a changed CRC costs no data; a missing last byte is a truncated stream
-    assert [d.kind for d in ctx.damages] == ([] if tail else [DamageKind.COMPRESSION_TRUNCATED])
+    # a changed CRC costs no data but is damage, of no length; a missing last byte is a truncated stream
+    if not tail:
+        assert [d.kind for d in ctx.damages] == [DamageKind.COMPRESSION_TRUNCATED]
+    elif bad == raw:   # the byte was that already
+        assert ctx.damages == []
+    else:
+        [d] = ctx.damages
+        assert (d.kind, d.length, d.compressed) == (DamageKind.COMPRESSION_CORRUPT, 0, True)
+        assert "stream CRC" in d.detail and len(bad) - 11 <= d.offset < len(bad)
     assert_bytes_hold(file_report(RawFile(path="t", name="t", size=len(bad)), ctx, len(bad), hashlib.sha256()))
+
+
+def test_a_bzip2_stream_crc_is_checked_in_every_whole_stream_and_only_there():
+    # pbzip2-style: one stream per piece; the second stream's CRC changed. The
+    # fast path fails there, the blocks are rescued one by one, and that
+    # stream's CRC -- not the later ones', which are right -- is damage.
+    pieces = [_SMALL[i:i + 40_000] for i in range(0, len(_SMALL), 40_000)]
+    streams = [bz2.compress(p, 1) for p in pieces]
+    assert len(streams) >= 4
+    s1 = bytearray(streams[1])
+    s1[-1] ^= 0x80                                  # the last byte's top bit: the stream CRC's (padding ends a byte)
+    raw = streams[0] + bytes(s1) + b"".join(streams[2:])
+    kept, ctx, rep = read(raw)
+    assert kept == list(range(len(_SMALL_SPANS)))   # every record, once
+    [d] = rep["damage"]
+    assert d["kind"] == "compression_corrupt" and d["length"] == 0 and "stream CRC" in d["detail"]
+    assert len(streams[0]) < d["offset"] < len(streams[0]) + len(s1)
+    assert_bytes_hold(rep)
+    # A block changed mid-stream: the resync there cannot check that stream's
+    # CRC (its first blocks were not decoded this way): the block's damage only.
+    whole = bz2.compress(_SMALL, 1)
+    bad = bytearray(whole)
+    bad[len(whole) // 2] ^= 0xFF
+    kept, ctx, rep = read(bytes(bad))
+    corrupt = [x for x in rep["damage"] if x["kind"] == "compression_corrupt"]
+    assert len(corrupt) == 1 and corrupt[0]["length"] > 0
+    assert not any("stream CRC" in x["detail"] for x in rep["damage"])
+    assert_bytes_hold(rep)
 
 
 def test_a_file_of_faults_is_searched_a_bounded_number_of_times():
