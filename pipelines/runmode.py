@@ -69,7 +69,7 @@ def with_default_running_mode(beam_args: list[str], input_bytes: int, shuffle: s
     """``beam_args`` plus multi_threading when the week is big, the runner is
     the in-process FnApiRunner with no running mode given, the shuffle is the
     file shuffle (the only one multi_threading is allowed with, see
-    pipelines/cli_ops.py) and there is more than one core. Returns the args
+    pipelines/cli_beam.py) and there is more than one core. Returns the args
     and a short description of the mode for the log."""
     mode = _named(beam_args, "--direct_running_mode")
     if mode is not None or not _in_process_runner(beam_args):

@@ -208,7 +208,7 @@ def test_cli_accepts_the_short_runner_name():
 
     from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.runners.runner import create_runner
-    found = [getattr(importlib.import_module(m), "beam_args_for", None) for m in ("pipelines.cli_ops", "pipelines.cli")]
+    found = [getattr(importlib.import_module(m), "beam_args_for", None) for m in ("pipelines.cli_beam", "pipelines.cli_ops", "pipelines.cli")]
     beam_args_for = next(f for f in found if f is not None)  # StopIteration, not ValueError, if it moved
     args = beam_args_for(["--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:8786"])
     runner = PipelineOptions(args).view_as(StandardOptions).runner

@@ -1,7 +1,7 @@
 import pytest
 
 from pipelines import cli
-from pipelines.cli_ops import DASK_RUNNER, beam_args_for
+from pipelines.cli_beam import DASK_RUNNER, beam_args_for
 from pipelines.config import ConfigError
 
 

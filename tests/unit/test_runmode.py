@@ -88,7 +88,7 @@ def test_a_big_weeks_default_run_parses_without_pyarrows_threads():
 def test_a_bare_double_dash_never_reaches_beam():
     """Beam's parser discards every flag after a bare "--", the running mode
     and type-check flags the run adds included."""
-    from pipelines.cli_ops import beam_args_for
+    from pipelines.cli_beam import beam_args_for
     args = beam_args_for(["--", "--direct_num_workers=3"])
     assert "--" not in args and "--direct_num_workers=3" in args
 
