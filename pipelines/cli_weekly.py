@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pipelines import config as c
 from pipelines.exits import EXIT_DAMAGED, EXIT_OK, EXIT_USAGE, WeeksFailed, worst
@@ -54,15 +55,15 @@ def report_outcomes(args, cfg: c.RunConfig, outcomes, site_files: dict) -> int:
         elif o.ran:
             codes.append(EXIT_DAMAGED if o.damaged else EXIT_OK)
             if not args.quiet:
-                print(format_summary(o.manifest, cfg.out))
+                say(format_summary(o.manifest, cfg.out))
         elif args.command == "run" and not args.quiet:
-            print(f"week {o.week} is up to date (inputs, opt-outs, GeoIP data, settings and code unchanged); "
-                  f"--force to process it again")
+            say(f"week {o.week} is up to date (inputs, opt-outs, GeoIP data, settings and code unchanged); "
+                f"--force to process it again")
     failed = [o for o in outcomes if o.error is not None]
     ran = [o for o in outcomes if o.published]
     if site_files and not args.quiet:
         pages = sum(1 for p in site_files if p.endswith(".html"))
-        print(f"site: {pages} pages in {os.path.abspath(args.site)}/ (make serve to browse it)")
+        say(f"site: {pages} pages in {os.path.abspath(args.site)}/ (make serve to browse it)")
     if args.command == "weekly":
         line = (f"weekly: {len(outcomes)} weeks: {len(ran)} processed "
                 f"({sum(o.damaged for o in ran)} with damaged inputs), {len(failed)} failed"
@@ -72,8 +73,22 @@ def report_outcomes(args, cfg: c.RunConfig, outcomes, site_files: dict) -> int:
             raise WeeksFailed(line + ("; the site was rebuilt for the others" if site_files else ""),
                               [(o.week, o.error) for o in failed], codes)
         if not args.quiet:
-            print(line if ran or site_files else "nothing to do: every week is up to date")
+            say(line if ran or site_files else "nothing to do: every week is up to date")
     return worst(codes)
+
+
+def say(text: str) -> None:
+    """print(), for a reader that may be gone (``portcensus run | head``):
+    the weeks are published and the exit code is theirs whatever happens to
+    stdout, so a closed pipe ends the printing, not the command. As Python's
+    docs advise, stdout then points at devnull, so that the exit's flush
+    does not fail in turn."""
+    try:
+        print(text)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -187,3 +187,11 @@ def test_the_command_ends_with_its_exit_code_its_output_and_its_last_log_line(we
                        f" | head -c 10; exit ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert p.returncode == 3 and len(p.stdout) == 10, p.stderr
+    # a reader gone before the first line, stdout unbuffered: every print would
+    # meet the closed pipe (the case above hits it only when head wins the race)
+    gone = subprocess.Popen([sys.executable, "-m", "pipelines", "run", "--week", W1, "--raw", str(weeks),
+                             "--out", str(out), "--no-site", "--force"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    gone.stdout.close()
+    err = gone.communicate(timeout=600)[1].decode()
+    assert gone.returncode == 3 and "BrokenPipe" not in err, err
