@@ -146,6 +146,6 @@ def print_reapplied(args, reapplied: list[tuple[str, dict]]) -> None:
     for week, m in reapplied:
         r = m["optout_reapplied"][-1]
         if not getattr(args, "quiet", False):
-            print(f"week {week}: opt-out list applied to its published data (raw files gone): "
-                  f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
-                  f"rows removed, {r['records_excluded']:,} records now excluded")
+            say(f"week {week}: opt-out list applied to its published data (raw files gone): "
+                f"{r['observations_removed']:,} observations and {r['quarantine_rows_excluded']:,} quarantine "
+                f"rows removed, {r['records_excluded']:,} records now excluded")
