@@ -105,6 +105,11 @@ def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Ite
     first = _find_bits(buf, (at + 4) * 8, (BZ_BLOCK,))
     if first is None:
         return Fault(at, "no bzip2 block in the stream")
+    if first[0] != (at + 4) * 8:
+        # A block begins right after the 4-byte header ("BZh9"): one found
+        # further on means the first is damaged; its bytes are a lost range
+        # (the salvage resumes at the next block), never silently skipped.
+        return Fault(at + 4, "the stream's first block is damaged")
     return (yield from bzip2_blocks(buf, first[0], out_slice, skip, whole_stream=True))
 
 
@@ -145,8 +150,9 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0,
             start = end[0]
             continue
         # end of a stream: its CRC, maybe another stream ("BZh9" + blocks)
-        whole = buf.fill_to((end[0] + 80 + 7) // 8) * 8 >= end[0] + 80   # else: truncated, said elsewhere
-        stored = _bits(buf, end[0] + 48, end[0] + 80) if whole else combined
+        if buf.fill_to((end[0] + 80 + 7) // 8) * 8 < end[0] + 80:
+            return Fault(end[0] // 8, "", truncated=True)    # the file ends inside the stream's CRC
+        stored = _bits(buf, end[0] + 48, end[0] + 80)
         if whole_stream and stored != combined:
             buf.integrity.append((end[0] // 8, f"bzip2 stream CRC {stored:08x} is not its blocks' "
                                                f"{combined:08x} (every block checked and was kept)"))

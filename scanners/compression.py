@@ -107,12 +107,20 @@ def iter_decompressed(raw: Iterable[bytes], ctx: ReadContext,
             break
         out += len(item)
         yield item
+    _integrity_damage(buf, ctx)     # also those a stop at the limit left behind
     size = buf.size_seen + buf.drain_from(buf.size_seen)
     lost = sum(d.length or 0 for d in ctx.damages if d.compressed and d.kind in _DECODE_DAMAGE)
     ctx.facts.update(raw_bytes=size, raw_decoded=size - lost, decompressed_bytes=out)
 
 
 _DECODE_DAMAGE = (DamageKind.COMPRESSION_CORRUPT, DamageKind.DECOMPRESSION_LIMIT)
+
+
+def _integrity_damage(buf: RawBuffer, ctx: ReadContext) -> None:
+    """The checks that failed without costing a byte, as damage of length 0."""
+    for offset, detail in buf.integrity:
+        ctx.damage(DamageKind.COMPRESSION_CORRUPT, offset, detail, length=0, compressed=True)
+    buf.integrity.clear()
 
 
 def _plain(buf: RawBuffer) -> Iterator[bytes]:
@@ -132,9 +140,7 @@ def _segments(kind: str, buf: RawBuffer, ctx: ReadContext) -> Iterator[bytes | G
     at, how, prev = 0, None, (-1, 0)
     while True:
         fault = yield from decode(buf, at, how)
-        for offset, detail in buf.integrity:     # nothing lost: a damage of no length
-            ctx.damage(DamageKind.COMPRESSION_CORRUPT, offset, detail, length=0, compressed=True)
-        buf.integrity.clear()
+        _integrity_damage(buf, ctx)
         if fault is None:
             return
         if fault.truncated:

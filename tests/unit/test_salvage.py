@@ -403,6 +403,50 @@ def test_a_bzip2_stream_crc_is_checked_in_every_whole_stream_and_only_there():
     assert_bytes_hold(rep)
 
 
+_BIG, _BIG_SPANS = hosts(24_000, seed=11)          # ~3 MB: streams of several 100 kB blocks
+
+
+def test_the_stream_crc_check_combines_many_blocks_as_bzip2_does():
+    # Streams of 3+ blocks each; the first stream's CRC changed. Its blocks and
+    # every later stream go the block-by-block way, and the later streams'
+    # CRCs -- combined from several blocks each -- must check.
+    pieces = [_BIG[i:i + 700_000] for i in range(0, len(_BIG), 700_000)]
+    streams = [bz2.compress(p, 1) for p in pieces]
+    assert len(streams) >= 3
+    s0 = bytearray(streams[0])
+    s0[-1] ^= 0x80
+    kept, ctx, rep = read(bytes(s0) + b"".join(streams[1:]))
+    assert kept == list(range(len(_BIG_SPANS)))
+    assert [(d["kind"], d["length"]) for d in rep["damage"]] == [("compression_corrupt", 0)]
+    assert d_offset_in(rep["damage"][0], 0, len(s0))
+    assert_bytes_hold(rep)
+
+
+def d_offset_in(d: dict, lo: int, hi: int) -> bool:
+    return lo <= d["offset"] < hi
+
+
+def test_a_damaged_first_block_is_a_lost_range_not_a_failed_stream_check():
+    whole = bytearray(bz2.compress(_BIG, 1))
+    whole[6] ^= 0xFF                                # inside the first block's magic
+    kept, ctx, rep = read(bytes(whole))
+    corrupt = [d for d in rep["damage"] if d["kind"] == "compression_corrupt"]
+    assert corrupt and corrupt[0]["length"] > 0 and corrupt[0]["offset"] == 4
+    assert not any("stream CRC" in d["detail"] for d in rep["damage"])
+    assert kept and kept == sorted(kept) and kept[0] > 0    # the first block's lines are gone, and said
+    assert_bytes_hold(rep)
+
+
+def test_a_file_that_ends_inside_a_rescued_streams_crc_is_truncated():
+    # the CRC changed (so the block-by-block path reads the stream) and the
+    # file cut inside it: a truncated stream, said as such
+    raw = bytearray(_STREAMS["bzip2"])
+    raw[-1] ^= 0x80
+    kept, ctx, rep = read(bytes(raw[:-2]))
+    assert "compression_truncated" in [d["kind"] for d in rep["damage"]]
+    assert_bytes_hold(rep)
+
+
 def test_a_file_of_faults_is_searched_a_bounded_number_of_times():
     import time
     from scanners import salvage
