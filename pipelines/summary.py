@@ -74,6 +74,9 @@ def first_values(maps: pa.ChunkedArray, key: str) -> pa.Array:
         if not len(hit):
             continue
         row = np.searchsorted(offsets, hit + start, side="right") - 1   # the map of each hit
+        if chunk.null_count:   # a null map's entries (Arrow allows some) are not its values
+            keep = chunk.is_valid().to_numpy(zero_copy_only=False)[row]
+            hit, row = hit[keep], row[keep]
         first = np.flatnonzero(np.diff(row, prepend=-1) != 0)           # a map's first hit only
         found.append(items.take(pa.array(hit[first])))
     return pa.concat_arrays(found) if found else pa.array([], maps.type.item_type)

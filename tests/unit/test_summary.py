@@ -36,3 +36,11 @@ def test_a_map_with_the_key_twice_counts_once_with_its_first_value():
     col = pa.chunked_array([pa.array([[("ssh", "a"), ("ssh", "b")], [("x", "c")], None, [("ssh", "d")]], MAPS)])
     assert first_values(col, "ssh").to_pylist() == ["a", "d"]
     assert first_values(pa.chunked_array([], MAPS), "ssh").to_pylist() == []
+
+
+def test_a_null_map_whose_entries_are_not_empty_gives_nothing():
+    # Arrow allows a null map to span child entries; they are not its values
+    arr = pa.MapArray.from_arrays(pa.array([0, 1, 2, 3], pa.int32()), pa.array(["ssh"] * 3),
+                                  pa.array(["a", "GARBAGE", "c"]), mask=pa.array([False, True, False]))
+    col = pa.chunked_array([arr])
+    assert first_values(col, "ssh").to_pylist() == _expected(col, "ssh") == ["a", "c"]
