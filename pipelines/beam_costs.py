@@ -32,11 +32,21 @@ class Options(PipelineOptions):
     """``PipelineOptions`` whose views are made once per class."""
 
     def view_as(self, cls):
-        views = self.__dict__.setdefault("_portcensus_views", {})
+        views = self.__dict__.setdefault(_VIEWS, {})
         view = views.get(cls)
         if view is None:
             view = views[cls] = super().view_as(cls)
         return view
+
+    def __getstate__(self):
+        # Views are not pickled (nor deep-copied): Beam's own __getstate__
+        # may copy _all_options, and a view carried along would then keep a
+        # dict of its own; the copy makes its views anew, from its own values.
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if k != _VIEWS}
+
+
+_VIEWS = "_portcensus_views"
 
 
 _specs: dict[int, tuple[weakref.ref, tuple[frozenset, frozenset]]] = {}

@@ -46,6 +46,11 @@ def test_a_change_through_one_view_is_seen_through_every_view_and_copy():
     back = pickle.loads(pickle.dumps(o))
     assert back.view_as(StandardOptions).runner == "DirectRunner"
     assert back.view_as(DebugOptions).experiments == ["x"]
+    # copies make their views anew, from their own values (none is carried along)
+    fresh = pickle.loads(pickle.dumps(o))
+    assert beam_costs._VIEWS not in fresh.__dict__ and beam_costs._VIEWS not in copy.deepcopy(o).__dict__
+    fresh.view_as(StandardOptions).runner = "Z"
+    assert fresh.get_all_options()["runner"] == "Z" and o.get_all_options()["runner"] == "DirectRunner"
 
 
 class _Plain(beam.DoFn):
