@@ -102,15 +102,16 @@ def _bzip2_try(stream: bytes) -> bool:
 
 def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Iterator[bytes]:
     """The stream at ``at`` block by block, the first ``skip`` output bytes not handed on."""
-    first = _find_bits(buf, (at + 4) * 8, (BZ_BLOCK,))
-    if first is None:
-        return Fault(at, "no bzip2 block in the stream")
-    if first[0] != (at + 4) * 8:
-        # A block begins right after the 4-byte header ("BZh9"): one found
-        # further on means the first is damaged; its bytes are a lost range
-        # (the salvage resumes at the next block), never silently skipped.
-        return Fault(at + 4, "the stream's first block is damaged")
-    return (yield from bzip2_blocks(buf, first[0], out_slice, skip, whole_stream=True))
+    head = buf.peek(at, 4)
+    if len(head) < 4 or head[:3] != b"BZh" or not b"1" <= head[3:] <= b"9":
+        return Fault(at, "not a bzip2 stream header")
+    # The first block begins right after the 4-byte header: anything else
+    # there is damage, and its bytes a lost range (the salvage resumes at the
+    # next block), never silently skipped.
+    start = (at + 4) * 8
+    if buf.fill_to(at + 10) < at + 10 or _bits(buf, start, start + 48) != BZ_BLOCK:
+        return Fault(at + 4, "no bzip2 block where the stream's first belongs")
+    return (yield from bzip2_blocks(buf, start, out_slice, skip, whole_stream=True))
 
 
 def _combine(crc: int, block_crc: int) -> int:

@@ -438,12 +438,23 @@ def test_a_damaged_first_block_is_a_lost_range_not_a_failed_stream_check():
 
 
 def test_a_file_that_ends_inside_a_rescued_streams_crc_is_truncated():
-    # the CRC changed (so the block-by-block path reads the stream) and the
-    # file cut inside it: a truncated stream, said as such
-    raw = bytearray(_STREAMS["bzip2"])
-    raw[-1] ^= 0x80
-    kept, ctx, rep = read(bytes(raw[:-2]))
-    assert "compression_truncated" in [d["kind"] for d in rep["damage"]]
+    # The first stream's CRC changed, so the block-by-block path reads on from
+    # there; the file is cut inside the second stream's CRC: that stream is
+    # truncated, and said so (the path used to end without a word)
+    half = len(_SMALL) // 2
+    s0, s1 = bytearray(bz2.compress(_SMALL[:half], 1)), bz2.compress(_SMALL[half:], 1)
+    s0[-1] ^= 0x80
+    kept, ctx, rep = read(bytes(s0) + s1[:-2])
+    assert [d["kind"] for d in rep["damage"]] == ["compression_corrupt", "compression_truncated"]
+    assert rep["damage"][0]["length"] == 0
+    assert_bytes_hold(rep)
+
+
+def test_junk_between_bzip2_streams_is_a_lost_range_from_its_first_byte():
+    a, b = bz2.compress(_SMALL[:len(_SMALL) // 2], 1), bz2.compress(_SMALL[len(_SMALL) // 2:], 1)
+    kept, ctx, rep = read(a + b"JUNKJUNK" + b)
+    corrupt = [d for d in rep["damage"] if d["kind"] == "compression_corrupt"]
+    assert corrupt[0]["offset"] == len(a) and corrupt[0]["length"] >= 8
     assert_bytes_hold(rep)
 
 
