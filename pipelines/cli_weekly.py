@@ -108,30 +108,30 @@ def dry_run(cfg: c.RunConfig, args, weeks: list[str], force: bool, optout=None) 
         from pipelines.optout_reapply import pending
         from pipelines.optout_state import describe
         from pipelines.state import optout_digest
-        print(describe(optout))
+        say(describe(optout))
         if cfg.exclude:
             # as the real run: every published week not rerun here (pipelines/cli_ops.py)
             reapply = pending(cfg.out, optout_digest(cfg.exclude), lambda w: w not in todo)
         for w in reapply:
-            print(f"would apply the opt-out list to the published data of {w} (not rerun)")
+            say(f"would apply the opt-out list to the published data of {w} (not rerun)")
     for w, why in plan:
         if not why:
-            print(f"{w}: up to date, would be skipped")
+            say(f"{w}: up to date, would be skipped")
             continue
         try:
             discover(cfg.raw, w)
         except DiscoveryError as exc:
             bad.append(w)
-            print(f"would fail {w}: {exc}")
+            say(f"would fail {w}: {exc}")
             continue
-        print(f"would process {w}: {'; '.join(why)}")
+        say(f"would process {w}: {'; '.join(why)}")
     if not args.no_site:
         if todo or reapply or force or site_is_stale(cfg.out, args.site):
-            print(f"would rebuild the site in {os.path.abspath(args.site)}/")
+            say(f"would rebuild the site in {os.path.abspath(args.site)}/")
         else:
-            print("the site is up to date")
-    print(f"dry run: {len(todo) - len(bad)} of {len(plan)} weeks would be processed"
-          f"{f', {len(bad)} would fail' if bad else ''}; nothing was written")
+            say("the site is up to date")
+    say(f"dry run: {len(todo) - len(bad)} of {len(plan)} weeks would be processed"
+        f"{f', {len(bad)} would fail' if bad else ''}; nothing was written")
     return EXIT_USAGE if bad else EXIT_OK
 
 

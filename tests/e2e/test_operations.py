@@ -195,3 +195,10 @@ def test_the_command_ends_with_its_exit_code_its_output_and_its_last_log_line(we
     gone.stdout.close()
     err = gone.communicate(timeout=600)[1].decode()
     assert gone.returncode == 3 and "BrokenPipe" not in err, err
+    # --dry-run prints on the same path: its exit code is still its own
+    dry = subprocess.Popen([sys.executable, "-m", "pipelines", "run", "--week", W1, "--raw", str(weeks),
+                            "--out", str(out), "--no-site", "--force", "--dry-run"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    dry.stdout.close()
+    err = dry.communicate(timeout=600)[1].decode()
+    assert dry.returncode == 0 and "BrokenPipe" not in err, err
