@@ -82,6 +82,29 @@ CLEAN_PARQUET_OPTS = dict(
     column_encoding=_ENCODINGS,
     write_statistics=list(_FILTERED))
 
+# Columns with one value or a few per file by what they are: after the
+# dictionary and RLE encodings their chunks are a few bytes to a few kB, zstd
+# saves next to nothing there, and every compressed page costs a compressor
+# set-up (~20 us; two pages a column, 39 columns a file: 1.4 ms of a small
+# file's 2.2 ms). They, and a column with no value in the file, are stored
+# uncompressed: the 2M bench week's 128 files 1.05 -> 0.93 s, 45.09 -> 45.28 MB
+# (docs/BENCHMARKS.md). Any Parquet reader reads uncompressed chunks.
+_FEW_VALUES = ("week", "ip_version", "port", "transport", "status", "reason", "tool", "tool_version",
+               "protocol", "port_source", "many_ports", "key_algorithm", "key_bits", "rsa_exponent",
+               "banner_fallback", "responder_group", "host_open_ports", "device_type", "os_family")
+assert set(_FEW_VALUES) <= set(CLEAN_SCHEMA.names)
+
+
+def clean_parquet_opts(table: pa.Table) -> dict:
+    """``CLEAN_PARQUET_OPTS`` with each column's codec for the file of
+    ``table``: none for ``_FEW_VALUES`` and for an all-null column, zstd else."""
+    codecs = {}
+    for f in table.schema:
+        col = table.column(f.name)
+        plain = f.name in _FEW_VALUES or col.null_count == len(col)
+        codecs.update(dict.fromkeys(_leaves(f), "none" if plain else "zstd"))
+    return {**CLEAN_PARQUET_OPTS, "compression": codecs}
+
 
 def week_path(out: str, week: str) -> str:
     """The published folder of ``week``."""
@@ -157,7 +180,8 @@ def write_clean(root: str, table: pa.Table, part: str, partition_ports: tuple[in
     files, starts, sizes = np.unique(key, return_index=True, return_counts=True)
     for file, start, size in zip(files.tolist(), starts.tolist(), sizes.tolist()):
         port = OTHER if file == OTHER_KEY else file
-        write_parquet(table.slice(start, size), clean_path(root, port, part), CLEAN_PARQUET_OPTS)
+        piece = table.slice(start, size)
+        write_parquet(piece, clean_path(root, port, part), clean_parquet_opts(piece))
         counts[str(port)] = size
     return table, counts
 

@@ -35,7 +35,7 @@ from pipelines import aggregate as agg
 from pipelines.manifest import COUNT_KEYS, check_identity, dumps, identification_shares
 from pipelines.optout import listed_excerpts, listed_rows, load_optout
 from pipelines.publish import recover, swap_in
-from pipelines.layout import CLEAN_DIR, CLEAN_PARQUET_OPTS
+from pipelines.layout import CLEAN_DIR, clean_parquet_opts
 from pipelines.schema import CLEAN_SCHEMA, ExclusionReason
 from pipelines.week import load_manifest, published_weeks, staging_dir, week_path
 
@@ -73,7 +73,7 @@ def _filter_clean(folder: str, optout) -> dict:
             gone["merged_by_file"][f] = gone["merged_by_file"].get(f, 0) + r - 1
         kept = t.filter(pa.array(~hit))
         if kept.num_rows:
-            pq.write_table(kept, path, **CLEAN_PARQUET_OPTS)
+            pq.write_table(kept, path, **clean_parquet_opts(kept))
         else:
             os.remove(path)
     return gone

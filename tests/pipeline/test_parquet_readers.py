@@ -138,3 +138,10 @@ def test_clean_files_use_per_column_encodings(out):
     assert cols["port"].is_stats_set and cols["port"].statistics.has_min_max
     assert cols["ip_bytes"].is_stats_set
     assert not cols["banner_public"].is_stats_set
+    # zstd where it pays; columns of a few values per file and empty ones stored plain
+    assert cols["ip"].compression == cols["banners.key_value.value"].compression == "ZSTD"
+    assert cols["week"].compression == cols["port"].compression == "UNCOMPRESSED"
+    table = pq.read_table(clean_files(str(out), WEEKS[0])[0])
+    for name, col in zip(table.column_names, table.columns):
+        if col.null_count == len(col):
+            assert all(c.compression == "UNCOMPRESSED" for p, c in cols.items() if p.split(".")[0] == name), name
