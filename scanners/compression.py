@@ -347,11 +347,18 @@ def _stdlib_members(buf: RawBuffer, at: int, new: Callable, rescue: Callable) ->
                         break
                     out = d.decompress(b"", OUT_SLICE)
             except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                noted = len(buf.integrity)
                 fault = yield from rescue(buf, at, emitted, OUT_SLICE)
                 if fault is not None:
                     if not fault.detail:
                         fault.detail = _short(exc)
                     return fault
+                if len(buf.integrity) == noted:
+                    # Every block decoded on its own, yet the decoder refused
+                    # the stream (a header field, a check the block-by-block
+                    # way does not verify): nothing lost, but not as written.
+                    buf.integrity.append((pos, f"{_short(exc)}; the stream decoded again block by block "
+                                               "to its end"))
                 at = buf.deflate_end
                 break
             if d.eof:

@@ -450,6 +450,19 @@ def test_a_file_that_ends_inside_a_rescued_streams_crc_is_truncated():
     assert_bytes_hold(rep)
 
 
+def test_a_stream_the_decoder_refuses_but_whose_blocks_all_decode_is_damage():
+    # A level-9 stream whose header says level 1: bz2 refuses it, each block
+    # alone decodes (the rescue writes its own headers). Nothing is lost, but
+    # the file is not as written: damage of no length, not silence.
+    raw = bytearray(bz2.compress(_BIG, 9))
+    raw[3] = ord("1")
+    kept, ctx, rep = read(bytes(raw))
+    assert kept == list(range(len(_BIG_SPANS)))
+    assert [(d["kind"], d["length"]) for d in rep["damage"]] == [("compression_corrupt", 0)]
+    assert "block by block" in rep["damage"][0]["detail"]
+    assert_bytes_hold(rep)
+
+
 def test_junk_between_bzip2_streams_is_a_lost_range_from_its_first_byte():
     a, b = bz2.compress(_SMALL[:len(_SMALL) // 2], 1), bz2.compress(_SMALL[len(_SMALL) // 2:], 1)
     kept, ctx, rep = read(a + b"JUNKJUNK" + b)
