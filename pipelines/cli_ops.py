@@ -13,6 +13,7 @@ import sys
 
 from pipelines import config as c
 from pipelines.cli_beam import beam_args_for
+from pipelines.cli_weekly import say
 from pipelines.config_file import CONFIG_HELP
 from pipelines import faults
 from pipelines.responders import ResponderThresholds
@@ -335,30 +336,30 @@ def cmd_status(args) -> int:
     code = EXIT_CHECK if problems else EXIT_OK
     if args.json:
         doc = {"weeks": rows, "problems": problems} if args.check else rows
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        say(json.dumps(doc, indent=2, sort_keys=True))
         return code
     if args.check:
         for p in problems:
-            print(p)
+            say(p)
         if not problems and not args.quiet:
-            print(f"ok: {sum(r['published'] for r in rows)} published weeks, all whole and up to date")
+            say(f"ok: {sum(r['published'] for r in rows)} published weeks, all whole and up to date")
         return code
     if not rows:
-        print(f"no weeks under {args.raw} or {args.out}")
+        say(f"no weeks under {args.raw} or {args.out}")
         return EXIT_OK
-    print(f"{'week':<9} {'published':<10} {'last run':<21} {'files':>5} {'damaged':>7} {'records':>11} "
-          f"{'quar.%':>6} {'cover.':>6}  state")
+    say(f"{'week':<9} {'published':<10} {'last run':<21} {'files':>5} {'damaged':>7} {'records':>11} "
+        f"{'quar.%':>6} {'cover.':>6}  state")
     for r in rows:
         q = f"{100 * r['quarantine_rate']:.2f}" if r["quarantine_rate"] is not None else "-"
         cov = f"{r['coverage']:.3f}" if r["coverage"] is not None else "-"
         state = "up to date" if not r["changes"] else "; ".join(r["changes"])
-        print(f"{r['week']:<9} {'yes' if r['published'] else 'no':<10} {r['last_run'] or '-':<21} "
-              f"{r['files'] if r['files'] is not None else '-':>5} {r['damaged'] if r['damaged'] is not None else '-':>7} "
-              f"{r['records']:>11,} {q:>6} {cov:>6}  {state}")
+        say(f"{r['week']:<9} {'yes' if r['published'] else 'no':<10} {r['last_run'] or '-':<21} "
+            f"{r['files'] if r['files'] is not None else '-':>5} {r['damaged'] if r['damaged'] is not None else '-':>7} "
+            f"{r['records']:>11,} {q:>6} {cov:>6}  {state}")
         for d in r["damaged_files"]:
-            print(f"{'':<9} damaged: {d['file']} ({', '.join(d['kinds'])}; {d['records_kept']:,} records kept)")
+            say(f"{'':<9} damaged: {d['file']} ({', '.join(d['kinds'])}; {d['records_kept']:,} records kept)")
         for name, digest in sorted(r["inputs"].items()):
-            print(f"{'':<9} {digest}  {name}")
+            say(f"{'':<9} {digest}  {name}")
     return EXIT_OK
 
 
@@ -367,9 +368,9 @@ def cmd_verify(args) -> int:
     from pipelines.verify import format_checks, verify_week
     checks = verify_week(args.raw, args.week, progress=Progress(), max_inflation=args.max_inflation)
     if args.json:
-        print(json.dumps([dict(vars(ch), ok=ch.ok, bytes_hold=ch.bytes_hold) for ch in checks], indent=2))
+        say(json.dumps([dict(vars(ch), ok=ch.ok, bytes_hold=ch.bytes_hold) for ch in checks], indent=2))
     else:
-        print(format_checks(checks))
+        say(format_checks(checks))
     return EXIT_OK if all(ch.ok for ch in checks) else EXIT_DAMAGED
 
 
@@ -381,10 +382,10 @@ def cmd_demo(args) -> int:
     for age, week in enumerate(next_weeks(args.week, args.weeks)):
         target = os.path.join(args.raw, week)
         if os.path.isdir(target) and os.listdir(target) and not args.force:
-            print(f"demo week already present in {target} (--force to rewrite)")
+            say(f"demo week already present in {target} (--force to rewrite)")
             continue
         truth = write_demo_week(args.raw, week, args.seed, age)
-        print(f"wrote demo week {week} to {target}: {len(truth.get('files', {}))} files")
+        say(f"wrote demo week {week} to {target}: {len(truth.get('files', {}))} files")
     return EXIT_OK
 
 

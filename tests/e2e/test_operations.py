@@ -202,3 +202,10 @@ def test_the_command_ends_with_its_exit_code_its_output_and_its_last_log_line(we
     dry.stdout.close()
     err = dry.communicate(timeout=600)[1].decode()
     assert dry.returncode == 0 and "BrokenPipe" not in err, err
+    # and the read-only commands: status ends with its own code too
+    status = subprocess.Popen([sys.executable, "-m", "pipelines", "status", "--raw", str(weeks), "--out", str(out)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    status.stdout.close()
+    err = status.communicate(timeout=600)[1].decode()
+    assert status.returncode == 0 and "BrokenPipe" not in err, err
