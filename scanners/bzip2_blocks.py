@@ -114,6 +114,15 @@ def bzip2_from_stream(buf: RawBuffer, at: int, skip: int, out_slice: int) -> Ite
     return (yield from bzip2_blocks(buf, start, out_slice, skip, whole_stream=True))
 
 
+# An empty stream: its header, the end-of-stream magic at once, CRC 0 (14 bytes, byte-aligned).
+_EMPTY_TAIL = BZ_EOS.to_bytes(6, "big") + bytes(4)
+
+
+def _empty_stream_at(buf: RawBuffer, at: int) -> bool:
+    head = buf.peek(at, 4 + len(_EMPTY_TAIL))
+    return head[:3] == b"BZh" and b"1" <= head[3:4] <= b"9" and head[4:] == _EMPTY_TAIL
+
+
 def _combine(crc: int, block_crc: int) -> int:
     """bzip2's stream CRC: rotated left one bit, then each block's CRC xored in."""
     return (((crc << 1) | (crc >> 31)) & 0xFFFFFFFF) ^ block_crc
@@ -159,8 +168,10 @@ def bzip2_blocks(buf: RawBuffer, start: int, out_slice: int, skip: int = 0,
                                                f"{combined:08x} (every block checked and was kept)"))
         buf.read_from(end[0] // 8, 1)
         whole_stream, combined = True, 0
-        nxt = _find_bits(buf, end[0] + 80, (BZ_BLOCK,))
         tail_at = (end[0] + 80 + 7) // 8
+        while _empty_stream_at(buf, tail_at):   # `bzip2 < /dev/null` between two streams: no block
+            tail_at += len(_EMPTY_TAIL) + 4
+        nxt = _find_bits(buf, tail_at * 8, (BZ_BLOCK,))
         if nxt is None:
             rest = buf.drain_from(tail_at)
             if rest > TAIL_FRAMING:

@@ -463,6 +463,19 @@ def test_a_stream_the_decoder_refuses_but_whose_blocks_all_decode_is_damage():
     assert_bytes_hold(rep)
 
 
+def test_an_empty_bzip2_stream_between_two_is_no_damage_on_the_careful_path():
+    # `cat a.bz2 empty.bz2 b.bz2`, with a's CRC changed so that the blocks are
+    # read one by one from there: the empty stream is skipped, b read whole
+    half = len(_SMALL) // 2
+    a, b = bytearray(bz2.compress(_SMALL[:half], 1)), bz2.compress(_SMALL[half:], 1)
+    a[-1] ^= 0x80
+    empty = bz2.compress(b"")
+    kept, ctx, rep = read(bytes(a) + empty + empty + b)
+    assert kept == list(range(len(_SMALL_SPANS)))
+    assert [(d["kind"], d["length"]) for d in rep["damage"]] == [("compression_corrupt", 0)]
+    assert_bytes_hold(rep)
+
+
 def test_junk_between_bzip2_streams_is_a_lost_range_from_its_first_byte():
     a, b = bz2.compress(_SMALL[:len(_SMALL) // 2], 1), bz2.compress(_SMALL[len(_SMALL) // 2:], 1)
     kept, ctx, rep = read(a + b"JUNKJUNK" + b)
